@@ -1,0 +1,1 @@
+"""Media facts shared by the extractor and the encoder: probing and colour."""

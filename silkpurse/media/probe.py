@@ -1,0 +1,234 @@
+"""What a video file holds: ``silkpurse probe`` and the facts every stage plans with."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+
+from silkpurse.errors import InputError
+from silkpurse.media.colour import Colour
+from silkpurse.settings import get_settings
+
+_HIGH_DEPTH = re.compile(r"(9|10|12|14|16)(le|be)$")
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    index: int
+    codec: str
+    channels: int
+    sample_rate: int
+    language: str | None
+
+
+@dataclass(frozen=True)
+class SubtitleStream:
+    index: int
+    codec: str
+    language: str | None
+
+    @property
+    def is_text(self) -> bool:
+        return self.codec in {"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text"}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    container: str
+    width: int
+    """Display width, after rotation."""
+    height: int
+    """Display height, after rotation."""
+    coded_width: int
+    coded_height: int
+    rotation: int
+    """Display-matrix rotation as ffprobe reports it (0, 90, 180, 270); decoding applies it."""
+    codec: str
+    pix_fmt: str
+    bit_depth: int
+    rate: Fraction
+    """Exact constant frame rate of the frames the extractor yields."""
+    frame_count: int
+    """Frames the extractor yields (after constant-rate conversion of VFR input)."""
+    duration: float
+    """Video duration in seconds."""
+    start_time: float
+    """Video start relative to the container's start, kept on output for A/V sync."""
+    vfr: bool
+    colour: Colour
+    audio: list[AudioStream] = field(default_factory=list)
+    subtitles: list[SubtitleStream] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        data["rate"] = f"{self.rate.numerator}/{self.rate.denominator}"
+        data["fps"] = float(self.rate)
+        data["colour"]["bt601"] = self.colour.matrix in {"smpte170m", "bt470bg"}
+        return data
+
+
+def probe(path: Path) -> VideoInfo:
+    """Probe ``path``; a missing, empty or non-video input raises :class:`InputError`."""
+    _check_readable(path)
+    meta = _ffprobe(path, show_format=None, show_streams=None)
+    video = _first_video_stream(meta, path)
+    packets = _ffprobe(path, select_streams=f"{video['index']}", show_entries="packet=pts,dts,duration,flags")
+    times = sorted(int(p["pts"]) for p in packets.get("packets", []) if p.get("pts") not in (None, "N/A"))
+    if not times:
+        raise InputError(f"{path} has a video stream but no frames in it", "the file is truncated or corrupt")
+    time_base = Fraction(video["time_base"])
+    vfr = _is_variable_rate(times)
+    rate = _stream_rate(video, times, time_base, vfr)
+    duration = _duration(video, meta, times, time_base, rate)
+    frame_count = len(times) if not vfr else max(1, round(duration * rate))
+    rotation = _rotation(video)
+    coded_w, coded_h = int(video["width"]), int(video["height"])
+    width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
+    start = float(times[0] * time_base) - float(meta["format"].get("start_time", 0) or 0)
+    return VideoInfo(
+        path=path,
+        container=str(meta["format"].get("format_name", "")),
+        width=width,
+        height=height,
+        coded_width=coded_w,
+        coded_height=coded_h,
+        rotation=rotation,
+        codec=str(video.get("codec_name", "")),
+        pix_fmt=str(video.get("pix_fmt", "")),
+        bit_depth=_bit_depth(video),
+        rate=rate,
+        frame_count=frame_count,
+        duration=duration,
+        start_time=max(0.0, start),
+        vfr=vfr,
+        colour=Colour.from_stream(video, coded_h),
+        audio=[_audio(s) for s in meta["streams"] if s.get("codec_type") == "audio"],
+        subtitles=[_subtitle(s) for s in meta["streams"] if s.get("codec_type") == "subtitle"],
+    )
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"input {path} does not exist", "check the path")
+    if path.is_dir():
+        raise InputError(f"input {path} is a directory", "give a video file")
+    if path.stat().st_size == 0:
+        raise InputError(f"input {path} is empty (0 bytes)", "give a complete video file")
+
+
+def _ffprobe(path: Path, **args: Any) -> dict[str, Any]:
+    try:
+        return ffmpeg.probe(str(path), cmd=get_settings().ffprobe, **args)  # type: ignore[no-any-return]
+    except ffmpeg.Error as err:
+        detail = (err.stderr or b"").decode(errors="replace").strip().splitlines()
+        reason = detail[-1] if detail else "ffprobe failed"
+        raise InputError(
+            f"{path} is not a readable video ({reason})", "give a video file; it may be truncated or corrupt"
+        ) from None
+    except FileNotFoundError:
+        raise InputError("ffprobe was not found", "install ffmpeg (apt-get install ffmpeg)") from None
+
+
+def _first_video_stream(meta: dict[str, Any], path: Path) -> dict[str, Any]:
+    for stream in meta.get("streams", []):
+        if stream.get("codec_type") == "video" and not stream.get("disposition", {}).get("attached_pic"):
+            if int(stream.get("width") or 0) > 0:
+                return stream  # type: ignore[no-any-return]
+    raise InputError(f"{path} has no video stream", "give a file with video (audio-only files cannot be enhanced)")
+
+
+def _is_variable_rate(times: list[int]) -> bool:
+    """Constant rate means every frame interval equals the typical one, allowing for the
+    rounding of timestamps to the container's time base (e.g. 33/34 ms for 29.97 fps in MKV)."""
+    if len(times) < 3:
+        return False
+    deltas = [b - a for a, b in zip(times, times[1:], strict=False)]
+    typical = statistics.median(deltas)
+    tolerance = max(1.0, 0.02 * typical)
+    return any(abs(d - typical) > tolerance for d in deltas)
+
+
+def _stream_rate(video: dict[str, Any], times: list[int], time_base: Fraction, vfr: bool) -> Fraction:
+    declared = _fraction(video.get("r_frame_rate"))
+    average = _fraction(video.get("avg_frame_rate"))
+    if not vfr and declared:
+        return declared
+    if average:
+        # VFR: convert to the average rate, snapped to a broadcast rate when within 0.5 %.
+        return _snap_rate(average)
+    span = (times[-1] - times[0]) * time_base
+    return _snap_rate(Fraction(len(times) - 1) / span) if span > 0 else Fraction(25)
+
+
+def _snap_rate(rate: Fraction) -> Fraction:
+    standard = [Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
+                Fraction(50), Fraction(60000, 1001), Fraction(60)]  # fmt: skip
+    nearest = min(standard, key=lambda s: abs(s - rate))
+    return nearest if abs(nearest - rate) / rate < Fraction(1, 200) else rate.limit_denominator(1001)
+
+
+def _duration(video: dict[str, Any], meta: dict[str, Any], times: list[int], tb: Fraction, rate: Fraction) -> float:
+    # The last frame lasts one frame interval, which ffprobe's stream duration includes.
+    span = float((times[-1] - times[0]) * tb) + float(1 / rate)
+    stream_duration = _float(video.get("duration"))
+    return stream_duration if stream_duration and abs(stream_duration - span) < 2 / float(rate) else span
+
+
+def _rotation(video: dict[str, Any]) -> int:
+    rotation = 0.0
+    for side in video.get("side_data_list", []) or []:
+        if "rotation" in side:
+            rotation = float(side["rotation"])
+    if not rotation and "rotate" in video.get("tags", {}):
+        rotation = -float(video["tags"]["rotate"])
+    return int(round(rotation)) % 360
+
+
+def _bit_depth(video: dict[str, Any]) -> int:
+    raw = video.get("bits_per_raw_sample")
+    if raw and str(raw).isdigit() and int(raw) > 0:
+        return int(raw)
+    pix_fmt = str(video.get("pix_fmt", ""))
+    match = _HIGH_DEPTH.search(pix_fmt)
+    if match:
+        return int(match.group(1))
+    return 10 if pix_fmt.startswith("p010") else 8
+
+
+def _audio(stream: dict[str, Any]) -> AudioStream:
+    return AudioStream(
+        index=int(stream["index"]),
+        codec=str(stream.get("codec_name", "")),
+        channels=int(stream.get("channels") or 0),
+        sample_rate=int(stream.get("sample_rate") or 0),
+        language=stream.get("tags", {}).get("language"),
+    )
+
+
+def _subtitle(stream: dict[str, Any]) -> SubtitleStream:
+    return SubtitleStream(
+        index=int(stream["index"]), codec=str(stream.get("codec_name", "")), language=stream.get("tags", {}).get("language")
+    )
+
+
+def _fraction(value: object) -> Fraction | None:
+    try:
+        f = Fraction(str(value))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return f if f > 0 else None
+
+
+def _float(value: object) -> float | None:
+    try:
+        return float(str(value))
+    except ValueError:
+        return None
