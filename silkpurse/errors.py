@@ -20,7 +20,9 @@ class SilkpurseError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        return f"{self.what}. {self.fix}" if self.fix else f"{self.what}."
+        if not self.fix:
+            return f"{self.what}."
+        return f"{self.what}. {self.fix[0].upper()}{self.fix[1:].rstrip('.')}."
 
 
 class OptionsError(SilkpurseError):

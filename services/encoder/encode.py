@@ -135,8 +135,9 @@ class Encoder:
                 "fillborders", right=width % 2, bottom=height % 2, mode="smear"
             )
         video = video.filter(
+            # Area-averaged chroma subsampling undoes the decoder's chroma upsampling most closely.
             "scale", out_color_matrix=source.colour.scale_matrix, out_range=source.colour.range,
-            flags="accurate_rnd+full_chroma_int",
+            flags="area+accurate_rnd+full_chroma_int",
         )  # fmt: skip
         container = container_for(self.output)
         streams: list[Any] = [video]

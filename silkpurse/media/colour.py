@@ -18,6 +18,7 @@ _SCALE_MATRIX = {
     "bt2020nc": "bt2020",
     "bt2020c": "bt2020",
 }
+_RGB_PIX_FMTS = ("rgb", "bgr", "gbr", "argb", "abgr", "0rgb", "0bgr")
 _JPEG_PIX_FMTS = {"yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p", "yuvj411p"}
 
 
@@ -39,9 +40,12 @@ class Colour:
         """Read ffprobe's tags; untagged streams get what players assume (BT.709 from 720 lines
         up, BT.601 below; limited range unless the pixel format is a JPEG one)."""
         hd = height >= 720
+        pix_fmt = str(stream.get("pix_fmt", ""))
+        if pix_fmt.startswith(_RGB_PIX_FMTS) or stream.get("color_space") == "gbr":
+            # RGB sources have no YUV matrix; the output (YUV) gets what players assume for the size.
+            stream = {}
         tagged_matrix = _known(stream.get("color_space"))
         matrix = tagged_matrix or ("bt709" if hd else "smpte170m")
-        pix_fmt = str(stream.get("pix_fmt", ""))
         range_ = _known(stream.get("color_range")) or ("pc" if pix_fmt in _JPEG_PIX_FMTS else "tv")
         primaries = _known(stream.get("color_primaries")) or ("bt709" if hd else "smpte170m")
         transfer = _known(stream.get("color_transfer")) or ("bt709" if hd else "smpte170m")

@@ -1,0 +1,290 @@
+"""The ``silkpurse`` command line.
+
+Errors are mapped to exit codes in one place (:func:`main`): a :class:`SilkpurseError` prints
+one line and exits with its code; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from silkpurse import __version__
+from silkpurse.errors import OptionsError, SilkpurseError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+_stderr = Console(stderr=True)
+
+
+class RichReporter:
+    """Per-stage progress bars with frames/s and ETA, drawn on stderr."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def stage(self, name: str, total: int) -> None:
+        self.tasks[name] = self.progress.add_task(name, total=total)
+
+    def advance(self, name: str, frames: int, *, resumed: bool = False) -> None:
+        if name in self.tasks:
+            self.progress.advance(self.tasks[name], frames)
+
+    def note(self, message: str) -> None:
+        self.progress.console.print(f"[yellow]note:[/] {message}")
+
+
+class FramesPerSecondColumn(TextColumn):
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def render(self, task: Any) -> Any:
+        speed = task.finished_speed or task.speed
+        from rich.text import Text
+
+        return Text(f"{speed:6.2f} frames/s" if speed else "   ... frames/s", style="cyan")
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description:>11}"), BarColumn(), MofNCompleteColumn(), FramesPerSecondColumn(),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=_stderr, disable=quiet,
+    )  # fmt: skip
+
+
+def _parse_rate(_ctx: Any, _param: Any, value: str | None) -> Fraction | None:
+    if value is None:
+        return None
+    try:
+        return Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter(f"{value!r} is not a frame rate (e.g. 60, 59.94 or 60000/1001)") from None
+
+
+def _print_result(data: dict[str, Any], as_json: bool, quiet: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    elif not quiet:
+        _stderr.print(
+            f"[green]done:[/] {data['output']}  {data['frames_in']} -> {data['frames_out']} frames, "
+            f"{data['size_in'][0]}x{data['size_in'][1]} -> {data['size_out'][0]}x{data['size_out'][1]}, "
+            f"{data['rate_in']} -> {data['rate_out']} fps, {data['seconds']:.1f} s ({data['output_fps']:.2f} frames/s)"
+            + (f", {data['batches_resumed']} batches resumed" if data["batches_resumed"] else "")
+            + (f", {len(data['cuts'])} scene cuts" if data.get("cuts") else "")
+        )
+
+
+# Options shared by the video commands.
+def _common(func: Any) -> Any:
+    for option in reversed([
+        click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output file."),
+        click.option("--codec", default="h264", show_default=True, help="h264, h265 or av1."),
+        click.option("--crf", type=int, help="Quality (lower is better; default 18 h264, 20 h265, 30 av1)."),
+        click.option("--preset", help="Encoder preset (x264/x265 names; 0-13 for av1)."),
+        click.option("--10bit/--8bit", "ten_bit", default=None, help="Output bit depth [default: as the source]."),
+        click.option("--batch-size", type=int, help="Frames per batch [default: 8, SILKPURSE_BATCH_SIZE]."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Compute device [default: auto]."),
+        click.option("--keep-work", is_flag=True, help="Keep the work directory of batches after success."),
+        click.option("--work-dir", type=click.Path(path_type=Path), help="Where batches are kept between stages."),
+        click.option("--quiet", "-q", is_flag=True, help="No progress output."),
+        click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout."),
+    ]):  # fmt: skip
+        func = option(func)
+    return func
+
+
+def _upscale_options(func: Any) -> Any:
+    func = click.option("--tile", type=int, help="Tile size in pixels (0 = off) [default: automatic].")(func)
+    func = click.option("--denoise-strength", type=float, help="realesr-general-x4v3 denoise blend, 0..1.")(func)
+    return func
+
+
+def _interp_options(func: Any) -> Any:
+    func = click.option("--rife-scale", type=float, default=1.0, show_default=True,
+                        help="Flow resolution scale (0.5 for 4K).")(func)  # fmt: skip
+    func = click.option("--scene-threshold", type=float, help="Scene-cut sensitivity (see docs/interpolator.md).")(func)
+    return func
+
+
+def _run_enhance(source: Path, output: Path, quiet: bool, as_json: bool, **options: Any) -> None:
+    from silkpurse.pipeline import EnhanceOptions, Pipeline
+
+    opts = EnhanceOptions(**{k: v for k, v in options.items() if v is not None})
+    with _progress(quiet or as_json and not sys.stderr.isatty()) as progress:
+        result = Pipeline(source, output, opts, reporter=RichReporter(progress)).run()
+    _print_result(result.to_json(), as_json, quiet)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="silkpurse")
+def cli() -> None:
+    """Turn a poor video into a sharp, smooth one: Real-ESRGAN upscaling + RIFE interpolation."""
+
+
+@cli.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("--scale", type=int, default=2, show_default=True, help="Upscale factor: 1 (off), 2, 3 or 4.")
+@click.option("--upscale-model", default=None, help="Upscaler model name or weights path [default: realesr-animevideov3].")
+@click.option("--interpolate", type=int, default=None, help="Frame-rate multiplier (1 = off) [default: 2].")
+@click.option("--fps", callback=_parse_rate, help="Target frame rate instead of a multiplier (e.g. 60, 60000/1001).")
+@click.option("--interp-model", default=None, help="Interpolation model name or path [default: rife-hdv3].")
+@_upscale_options
+@_interp_options
+@_common
+def enhance(input: Path, interpolate: int | None, fps: Fraction | None, **kwargs: Any) -> None:
+    """Upscale and interpolate INPUT into OUTPUT (both on: --scale 2 --interpolate 2)."""
+    if interpolate is None:
+        interpolate = 1 if fps is not None else 2
+    _run_enhance(input, kwargs.pop("output"), kwargs.pop("quiet"), kwargs.pop("as_json"),
+                 interpolate=interpolate, fps=fps, **kwargs)  # fmt: skip
+
+
+@cli.command()
+@click.argument("input", type=click.Path(path_type=Path))
+def probe(input: Path) -> None:
+    """Print the facts of INPUT's video as JSON."""
+    from silkpurse.media.probe import probe as probe_video
+
+    click.echo(json.dumps(probe_video(input).to_json(), indent=2))
+
+
+@cli.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("--model", "upscale_model", default=None, help="Model name or weights path [default: realesr-animevideov3].")
+@click.option("--scale", type=int, default=4, show_default=True, help="Output scale: 2, 3 or 4.")
+@_upscale_options
+@_common
+def upscale(input: Path, **kwargs: Any) -> None:
+    """Upscale a video or an image (PNG/JPEG/WebP) with Real-ESRGAN."""
+    output: Path = kwargs.pop("output")
+    if input.suffix.lower() in IMAGE_SUFFIXES:
+        from services.upscaler.engine import upscale_image
+
+        upscale_image(input, output, model=kwargs["upscale_model"] or "realesr-animevideov3", scale=kwargs["scale"],
+                      device=kwargs["device"] or "auto", tile=kwargs["tile"])  # fmt: skip
+        if not kwargs["quiet"]:
+            _stderr.print(f"[green]done:[/] {output}")
+        return
+    _run_enhance(input, output, kwargs.pop("quiet"), kwargs.pop("as_json"), interpolate=1, **kwargs)
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--interpolate", type=int, default=None, help="Frame-rate multiplier [default: 2].")
+@click.option("--fps", callback=_parse_rate, help="Target frame rate (e.g. 60 or 60000/1001).")
+@click.option("--t", "timestep", type=float, default=0.5, show_default=True, help="Time of the new frame (images).")
+@click.option("--model", "interp_model", default=None, help="Model name or weights path [default: rife-hdv3].")
+@_interp_options
+@_common
+def interpolate(inputs: tuple[Path, ...], interpolate: int | None, fps: Fraction | None, timestep: float,
+                **kwargs: Any) -> None:  # fmt: skip
+    """Interpolate a video (one INPUT) or the frame between two images (FRAME0 FRAME1)."""
+    output: Path = kwargs.pop("output")
+    if len(inputs) == 2:
+        from services.interpolator.engine import interpolate_images
+
+        if not 0 < timestep < 1:
+            raise OptionsError(f"--t {timestep} is outside (0, 1)", "give a time between the two frames, e.g. 0.5")
+        interpolate_images(inputs[0], inputs[1], output, t=timestep, model=kwargs["interp_model"] or "rife-hdv3",
+                           device=kwargs["device"] or "auto", rife_scale=kwargs["rife_scale"])  # fmt: skip
+        if not kwargs["quiet"]:
+            _stderr.print(f"[green]done:[/] {output}")
+        return
+    if len(inputs) != 1:
+        raise OptionsError(f"got {len(inputs)} inputs", "give one video, or two images")
+    if interpolate is None:
+        interpolate = 1 if fps is not None else 2
+    _run_enhance(inputs[0], output, kwargs.pop("quiet"), kwargs.pop("as_json"), scale=1, interpolate=interpolate,
+                 fps=fps, **kwargs)  # fmt: skip
+
+
+@cli.group()
+def models() -> None:
+    """List, download and import model weights."""
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models_list(as_json: bool) -> None:
+    """Show the known models and whether their weights are available."""
+    from rich.table import Table
+
+    from silkpurse.models import REGISTRY, cached_path
+
+    rows = [
+        {"name": s.name, "kind": s.kind, "family": s.family, "scale": s.scale, "size_bytes": s.size_bytes,
+         "licence": s.licence, "source": s.source, "url": s.url, "sha256": s.sha256,
+         "cached": cached_path(s).is_file(), "offline": s.offline is not None}
+        for s in REGISTRY.all()
+    ]  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("name", "kind", "family", "scale", "size", "licence", "weights", "sha256", "source")
+    for r in rows:
+        size = f"{r['size_bytes'] / 1e6:.1f} MB" if r["size_bytes"] else "?"
+        weights = "cached" if r["cached"] else "offline" if r["offline"] else "fetch"
+        table.add_row(r["name"], r["kind"], r["family"], str(r["scale"] or ""), size, r["licence"], weights,
+                      (r["sha256"] or "-")[:12], r["source"])  # fmt: skip
+    Console().print(table)
+
+
+@models.command("fetch")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Download again even if cached.")
+def models_fetch(name: str, force: bool) -> None:
+    """Download NAME's official weights and verify their checksum."""
+    from silkpurse.models import REGISTRY, fetch
+
+    path = fetch(REGISTRY.get(name), force=force)
+    click.echo(str(path))
+
+
+@models.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--name", help="Registered model these weights are for (otherwise kept under the file name).")
+def models_import(path: Path, name: str | None) -> None:
+    """Copy a local weights file into the models directory."""
+    from silkpurse.models import import_weights
+
+    click.echo(str(import_weights(path, name)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: the one place where errors become exit codes."""
+    try:
+        cli.main(args=argv, prog_name="silkpurse", standalone_mode=False)
+    except SilkpurseError as err:
+        _stderr.print(f"[red]silkpurse: error:[/] {err}", highlight=False, soft_wrap=True)
+        sys.exit(err.exit_code)
+    except click.exceptions.Abort:
+        _stderr.print("silkpurse: interrupted; run the same command again to resume from finished batches")
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        _stderr.print("silkpurse: interrupted; run the same command again to resume from finished batches")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

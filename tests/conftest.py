@@ -1,0 +1,112 @@
+"""Session-wide test set-up: private model and work directories, and media clips made with
+real ffmpeg (synthetic for plumbing, OpenCV's real camera footage for quality)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from silkpurse.settings import get_settings
+
+REAL_FOOTAGE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep tests away from the user's cache; weights are built once per session."""
+    root = tmp_path_factory.mktemp("silkpurse-home")
+    os.environ.setdefault("SILKPURSE_MODELS_DIR", str(root / "models"))
+    os.environ["SILKPURSE_WORK_DIR"] = str(root / "work")
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    get_settings.cache_clear()
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+ClipFactory = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def make_clip(clip_dir: Path) -> ClipFactory:
+    """``make_clip(name, *ffmpeg_args)`` -> path, made once per session."""
+
+    def make(name: str, *args: str) -> Path:
+        path = clip_dir / name
+        if not path.exists():
+            ffmpeg(*args, str(path))
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def clip_with_audio(make_clip: ClipFactory, real_footage: Path) -> Path:
+    """1 s of real footage at 96x64, 30000/1001 fps, with a stereo 48 kHz AAC track."""
+    return make_clip(
+        "audio.mp4", "-i", str(real_footage), "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+        "-t", "1.001", "-vf", "scale=96:64,fps=30000/1001", "-ac", "2", "-c:v", "libx264", "-crf", "12",
+        "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def real_footage(make_clip: ClipFactory) -> Path:
+    """Two seconds of real camera footage (OpenCV's vtest.avi, 10 fps) at 384x288 with an
+    AAC audio track, as a fresh H.264 MP4."""
+    if not REAL_FOOTAGE.exists():
+        pytest.fail(f"{REAL_FOOTAGE} is missing: run scripts/setup.sh --test (installs opencv-doc)")
+    return make_clip(
+        "real.mp4", "-i", str(REAL_FOOTAGE), "-f", "lavfi", "-i", "sine=frequency=220:sample_rate=48000",
+        "-t", "2", "-vf", "scale=384:288", "-c:v", "libx264", "-crf", "16", "-pix_fmt", "yuv420p",
+        "-c:a", "aac", "-shortest",
+    )  # fmt: skip
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(peak**2 / mse))
+
+
+def decode_rgb(path: Path) -> np.ndarray:
+    """All frames of ``path`` as (N, H, W, 3) uint8, decoded by the project's own extractor."""
+    from services.extractor.extract import extract_batches
+    from silkpurse.media.probe import probe
+
+    info = probe(path)
+    return np.concatenate([b.frames for b in extract_batches(info, 64)])
+
+
+@pytest.fixture
+def no_leftovers() -> Callable[[Path], None]:
+    """Assert a folder holds no partial outputs."""
+
+    def check(folder: Path) -> None:
+        left = [p.name for p in folder.iterdir() if ".partial" in p.name]
+        assert not left, f"partial outputs left behind: {left}"
+
+    return check
+
+
+
+
+def ffmpeg_psnr(reference: Path, distorted: Path) -> float:
+    """ffmpeg's average YUV PSNR of ``distorted`` against ``reference`` (same size)."""
+    result = subprocess.run(
+        ["ffmpeg", "-nostdin", "-i", str(distorted), "-i", str(reference), "-lavfi", "[0:v][1:v]psnr", "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    line = next(line for line in result.stderr.splitlines() if "PSNR" in line and "average:" in line)
+    return float(line.split("average:")[1].split()[0])
