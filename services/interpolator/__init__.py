@@ -1,0 +1,1 @@
+"""RIFE frame interpolation: engine, rate plan and pipeline stage (see docs/interpolator.md)."""

@@ -84,6 +84,7 @@ def probe(path: Path) -> VideoInfo:
     times = sorted(int(p["pts"]) for p in packets.get("packets", []) if p.get("pts") not in (None, "N/A"))
     if not times:
         raise InputError(f"{path} has a video stream but no frames in it", "the file is truncated or corrupt")
+    _check_complete(video, len(times), path)
     time_base = Fraction(video["time_base"])
     vfr = _is_variable_rate(times)
     rate = _stream_rate(video, times, time_base, vfr)
@@ -137,6 +138,16 @@ def _ffprobe(path: Path, **args: Any) -> dict[str, Any]:
         raise InputError("ffprobe was not found", "install ffmpeg (apt-get install ffmpeg)") from None
 
 
+def _check_complete(video: dict[str, Any], packets: int, path: Path) -> None:
+    """A header that promises more frames than the file holds means the file was cut short."""
+    declared = int(video.get("nb_frames") or 0) if str(video.get("nb_frames", "")).isdigit() else 0
+    if declared and packets < declared * 0.98:
+        raise InputError(
+            f"{path} is truncated: its header declares {declared} frames but only {packets} are in the file",
+            "re-download or re-export the source video",
+        )
+
+
 def _first_video_stream(meta: dict[str, Any], path: Path) -> dict[str, Any]:
     for stream in meta.get("streams", []):
         if stream.get("codec_type") == "video" and not stream.get("disposition", {}).get("attached_pic"):
@@ -160,7 +171,8 @@ def _stream_rate(video: dict[str, Any], times: list[int], time_base: Fraction, v
     declared = _fraction(video.get("r_frame_rate"))
     average = _fraction(video.get("avg_frame_rate"))
     if not vfr and declared:
-        return declared
+        # Millisecond time bases (MKV) make ffprobe guess rates like 19001/317 for 60000/1001.
+        return declared if declared.denominator in (1, 1001) else _snap_rate(declared)
     if average:
         # VFR: convert to the average rate, snapped to a broadcast rate when within 0.5 %.
         return _snap_rate(average)

@@ -1,0 +1,123 @@
+"""IFNet of the "RIFE HDv3" release model of ECCV2022-RIFE, written for silkpurse.
+
+Architecture by Zhewei Huang, Tianyuan Zhang, Wen Heng, Boxin Shi and Shuchang Zhou
+("Real-Time Intermediate Flow Estimation for Video Frame Interpolation", ECCV 2022), whose
+code and weights Megvii Inc. publish under the MIT licence (Copyright (c) Megvii Inc.).
+This module is a re-implementation from reading that code and the paper; module and
+parameter names follow the upstream checkpoint so that ``flownet.pkl`` loads unchanged.
+
+How it works: three IFBlocks refine a bidirectional flow coarse-to-fine (1/4, 1/2 and full
+resolution, each block downsampling its input by 4 more internally). Each block sees both
+frames warped by the current flow plus a fusion mask, and predicts a flow and mask residual.
+Every block runs twice, once with the frames swapped, and the two answers are averaged
+("ensemble" in later releases); this model always estimates the midpoint ``t = 0.5``.
+The output is the two warped frames blended by ``sigmoid(mask)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from services.interpolator.archs.warp import warp
+
+#: Keys that recognise this family: PReLU conv pairs and two transposed-conv heads per block.
+DETECT_KEYS = ("block0.conv0.0.0.weight", "block0.convblock0.0.0.weight", "block0.conv1.2.weight", "block0.conv2.2.weight")
+
+
+def _conv_prelu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=True), nn.PReLU(cout))
+
+
+def _resize(x: torch.Tensor, factor: float) -> torch.Tensor:
+    # Skipping the identity resize keeps full-resolution blocks exact and saves a pass.
+    if factor == 1.0:
+        return x
+    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False, recompute_scale_factor=False)
+
+
+class IFBlockHDv3(nn.Module):
+    """One refinement step: features at 1/(4*scale), flow (4 ch) and mask (1 ch) out."""
+
+    def __init__(self, in_planes: int, c: int) -> None:
+        super().__init__()
+        self.conv0 = nn.Sequential(_conv_prelu(in_planes, c // 2, 2), _conv_prelu(c // 2, c, 2))
+        # Four residual pairs; the upstream names (convblock0..3) are kept for the checkpoint.
+        self.convblock0 = nn.Sequential(_conv_prelu(c, c), _conv_prelu(c, c))
+        self.convblock1 = nn.Sequential(_conv_prelu(c, c), _conv_prelu(c, c))
+        self.convblock2 = nn.Sequential(_conv_prelu(c, c), _conv_prelu(c, c))
+        self.convblock3 = nn.Sequential(_conv_prelu(c, c), _conv_prelu(c, c))
+        self.conv1 = nn.Sequential(nn.ConvTranspose2d(c, c // 2, 4, 2, 1), nn.PReLU(c // 2), nn.ConvTranspose2d(c // 2, 4, 4, 2, 1))
+        self.conv2 = nn.Sequential(nn.ConvTranspose2d(c, c // 2, 4, 2, 1), nn.PReLU(c // 2), nn.ConvTranspose2d(c // 2, 1, 4, 2, 1))
+
+    def forward(self, x: torch.Tensor, flow: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        x = _resize(x, 1.0 / scale)
+        # Flow is in pixels, so it shrinks with the image.
+        flow = _resize(flow, 1.0 / scale) / scale
+        feat = self.conv0(torch.cat((x, flow), 1))
+        for stage in (self.convblock0, self.convblock1, self.convblock2, self.convblock3):
+            feat = stage(feat) + feat
+        flow = _resize(self.conv1(feat), scale) * scale
+        mask = _resize(self.conv2(feat), scale)
+        return flow, mask
+
+
+def _swap_directions(flow: torch.Tensor) -> torch.Tensor:
+    """(t->0, t->1) flow seen from the swapped pair is (t->1, t->0)."""
+    return torch.cat((flow[:, 2:4], flow[:, 0:2]), 1)
+
+
+class IFNetHDv3(nn.Module):
+    """Midpoint interpolator. ``forward(img0, img1, scale)`` with images in [0, 1], (N, 3, H, W)."""
+
+    supports_timestep = False
+
+    def __init__(self, channels: int = 90, num_blocks: int = 3) -> None:
+        super().__init__()
+        self.num_blocks = num_blocks
+        for i in range(num_blocks):
+            # Input: two warped frames (3+3), the mask (1) and the current flow (4).
+            self.add_module(f"block{i}", IFBlockHDv3(7 + 4, c=channels))
+
+    def blocks(self) -> list[IFBlockHDv3]:
+        return [getattr(self, f"block{i}") for i in range(self.num_blocks)]
+
+    def forward(self, img0: torch.Tensor, img1: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        n = img0.shape[0]
+        flow = img0.new_zeros((n, 4, *img0.shape[2:]))
+        mask = img0.new_zeros((n, 1, *img0.shape[2:]))
+        warped0, warped1 = img0, img1
+        levels = len(self.blocks())
+        for level, block in enumerate(self.blocks()):
+            block_scale = 2 ** (levels - 1 - level) / scale
+            # Forward and swapped views go through the block as one batch of 2N.
+            x = torch.cat(
+                (torch.cat((warped0, warped1, mask), 1), torch.cat((warped1, warped0, -mask), 1)),
+                0,
+            )
+            f = torch.cat((flow, _swap_directions(flow)), 0)
+            d_flow, d_mask = block(x, f, block_scale)
+            flow = flow + (d_flow[:n] + _swap_directions(d_flow[n:])) / 2
+            mask = mask + (d_mask[:n] - d_mask[n:]) / 2
+            warped0 = warp(img0, flow[:, 0:2])
+            warped1 = warp(img1, flow[:, 2:4])
+        weight = torch.sigmoid(mask)
+        return warped0 * weight + warped1 * (1 - weight)
+
+
+def build(state: dict[str, torch.Tensor]) -> tuple[IFNetHDv3, dict[str, torch.Tensor]]:
+    """Instantiate from a checkpoint's tensors; returns the model and the tensors it uses.
+
+    The teacher block (``block_tea``) only serves training and is dropped.
+    """
+    num_blocks = 0
+    while f"block{num_blocks}.conv0.0.0.weight" in state:
+        num_blocks += 1
+    channels = int(state["block0.conv0.1.0.weight"].shape[0])
+    in_planes = int(state["block0.conv0.0.0.weight"].shape[1])
+    if in_planes != 11:
+        raise ValueError(f"HDv3 block0 takes {in_planes} input channels, expected 11")
+    model = IFNetHDv3(channels=channels, num_blocks=num_blocks)
+    used = {k: v for k, v in state.items() if k.split(".")[0] in {f"block{i}" for i in range(num_blocks)}}
+    return model, used

@@ -1,0 +1,291 @@
+"""The interpolation engine: RIFE on batches of frame pairs, numpy in, numpy out.
+
+``Interpolator`` loads a catalogue model or a checkpoint path, picks the device and
+precision (fp16 on CUDA, fp32 on the CPU) and runs the network under
+``torch.inference_mode()``. Frames go to the device once, are padded to the network's
+size multiple, and stay there through any bisection steps until the final crop.
+
+Timesteps: 4.x models take ``t`` directly. HDv3 only predicts midpoints, so ``t`` is reached
+by recursive bisection: exact for dyadic ``t`` (1/2, 1/4, 3/4, ...) down to 1/16; any other
+``t`` is rounded to the nearest multiple of 1/16 (an error of at most 1/32 of a frame
+interval), and a ``t`` that rounds to 0 or 1 returns the nearer input frame unchanged.
+Intermediate frames of a pair are computed once and shared by all its timesteps.
+
+Determinism: results depend on how many pairs go through the network at once (convolution
+kernels differ by batch shape), so the engine always feeds it a fixed micro-batch (1 pair
+on the CPU, 4 on CUDA, padded with repeats). A pair's output therefore never depends on
+which other pairs were sent along, which is what makes the pipeline's output independent of
+its batch size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from services.interpolator import catalog
+from services.interpolator.archs import InterpolatorNet, load_checkpoint
+from silkpurse.device import resolve_device
+from silkpurse.errors import InputError, ModelError, OptionsError
+from silkpurse.models import ensure_weights
+
+#: Flow scales the RIFE models are used with (upstream accepts these; 0.5 suits 4K).
+RIFE_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
+#: HDv3 bisection depth: timesteps resolve to multiples of 1/2**BISECT_DEPTH.
+BISECT_DEPTH = 4
+_WEIGHT_SUFFIXES = (".pkl", ".pth", ".pt", ".ckpt")
+_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+# A pair job: (index of frame A, index of frame B, timestep) into a stack of frames.
+Pair = tuple[int, int, float]
+
+
+def _looks_like_path(model: str | Path) -> bool:
+    if isinstance(model, Path):
+        return True
+    return "/" in model or "\\" in model or model.endswith(_WEIGHT_SUFFIXES) or Path(model).is_file()
+
+
+def resolve_weights(model: str | Path) -> tuple[str, Path]:
+    """(display name, weights path) for a catalogue name or a checkpoint path."""
+    if _looks_like_path(model):
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise ModelError(f"weights file {path} does not exist", "give the path of a RIFE flownet.pkl")
+        return path.name, path
+    spec = catalog.SPECS.get(str(model))
+    if spec is None:
+        raise ModelError(
+            f"unknown interpolation model {model!r}",
+            f"choose one of: {', '.join(catalog.SPECS)} (or give a path to a flownet.pkl)",
+        )
+    return spec.name, ensure_weights(spec)
+
+
+def bisection_target(t: float) -> Fraction:
+    """The dyadic timestep HDv3 will produce for ``t``: nearest multiple of 1/2**BISECT_DEPTH."""
+    steps = 2**BISECT_DEPTH
+    return Fraction(round(float(t) * steps), steps)
+
+
+def bisection_path(target: Fraction) -> list[tuple[Fraction, Fraction]]:
+    """Intervals whose midpoints must be computed, coarse to fine, to reach ``target`` in (0, 1)."""
+    lo, hi = Fraction(0), Fraction(1)
+    path = []
+    while True:
+        path.append((lo, hi))
+        mid = (lo + hi) / 2
+        if mid == target:
+            return path
+        lo, hi = (mid, hi) if target > mid else (lo, mid)
+
+
+class Interpolator:
+    """RIFE frame interpolation on a chosen device.
+
+    ``model``: a catalogue name (``rife-hdv3``, ``rife-4.6``, ``rife-4.25``, ``rife-4.26``) or
+    the path of a RIFE ``flownet.pkl``. ``rife_scale``: resolution of the flow estimate
+    relative to the frame (0.5 for 4K). ``half``: fp16 weights and activations; default on
+    CUDA only.
+    """
+
+    def __init__(
+        self,
+        model: str | Path = "rife-hdv3",
+        *,
+        device: str = "auto",
+        rife_scale: float = 1.0,
+        half: bool | None = None,
+    ) -> None:
+        if rife_scale not in RIFE_SCALES:
+            raise OptionsError(
+                f"rife scale must be one of {', '.join(map(str, RIFE_SCALES))}, got {rife_scale}",
+                "use 1.0 (default), or 0.5 for 4K footage",
+            )
+        self.device = resolve_device(device)
+        if half is None:
+            half = self.device.type == "cuda"
+        if half and self.device.type != "cuda":
+            raise OptionsError("fp16 inference needs a CUDA device", "drop --half, or run with --device cuda")
+        self.model_name, self.weights_path = resolve_weights(model)
+        self.net: InterpolatorNet = load_checkpoint(self.weights_path)
+        self.rife_scale = float(rife_scale)
+        self.half = bool(half and self.net.fp16_safe)
+        self.dtype = torch.float16 if self.half else torch.float32
+        self.module = self.net.module.to(self.device, self.dtype)
+        self.micro_batch = 4 if self.device.type == "cuda" else 1
+
+    # -- facts for callers -------------------------------------------------------------
+    @property
+    def family(self) -> str:
+        return self.net.family
+
+    @property
+    def supports_timestep(self) -> bool:
+        return self.net.supports_timestep
+
+    @property
+    def multiple(self) -> int:
+        return self.net.multiple(self.rife_scale)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-friendly summary for batch metadata and logs."""
+        return {
+            "model": self.model_name,
+            "family": self.net.family,
+            "version": self.net.version,
+            "device": str(self.device),
+            "dtype": "float16" if self.half else "float32",
+            "rife_scale": self.rife_scale,
+        }
+
+    def effective_t(self, t: float) -> float:
+        """The timestep actually produced for a requested ``t`` (bisection rounds for HDv3)."""
+        return float(t) if self.supports_timestep else float(bisection_target(t))
+
+    # -- public API --------------------------------------------------------------------
+    def interpolate(self, frames0: np.ndarray, frames1: np.ndarray, t: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Frames between ``frames0[k]`` and ``frames1[k]`` at ``t[k]``; (N, H, W, 3) uint8/uint16 in and out."""
+        frames0 = _check_frames(frames0, "frames0")
+        frames1 = _check_frames(frames1, "frames1")
+        if frames0.shape != frames1.shape or frames0.dtype != frames1.dtype:
+            raise InputError(
+                f"frame pairs differ: {frames0.shape} {frames0.dtype} vs {frames1.shape} {frames1.dtype}",
+                "give both frames of each pair at the same size and bit depth",
+            )
+        ts = np.asarray(t, dtype=np.float64).reshape(-1)
+        n = frames0.shape[0]
+        if ts.shape[0] != n:
+            raise InputError(f"{ts.shape[0]} timesteps for {n} frame pairs", "give one timestep per pair")
+        stack = np.concatenate((frames0, frames1), 0)
+        return self.interpolate_indexed(stack, [(k, n + k, float(ts[k])) for k in range(n)])
+
+    def interpolate_indexed(self, frames: np.ndarray, pairs: Sequence[Pair]) -> np.ndarray:
+        """Blend ``frames[a]`` and ``frames[b]`` at ``t`` for each ``(a, b, t)`` in ``pairs``.
+
+        Pairs that share ``(a, b)`` share their work (HDv3 bisection steps, uploads).
+        """
+        frames = _check_frames(frames, "frames")
+        out = np.empty((len(pairs), *frames.shape[1:]), dtype=frames.dtype)
+        for k, (a, b, t) in enumerate(pairs):
+            if not 0.0 <= t <= 1.0 or math.isnan(t):
+                raise InputError(f"timestep {t} is outside [0, 1]", "give timesteps between the two frames")
+            if not (0 <= a < len(frames) and 0 <= b < len(frames)):
+                raise IndexError(f"pair {k} refers to frames {a}, {b} of {len(frames)}")
+        # Timesteps at the ends (or rounded there by bisection) are plain copies.
+        jobs: list[tuple[int, int, int, float]] = []
+        for k, (a, b, t) in enumerate(pairs):
+            te = self.effective_t(t)
+            if te <= 0.0:
+                out[k] = frames[a]
+            elif te >= 1.0:
+                out[k] = frames[b]
+            else:
+                jobs.append((k, a, b, te))
+        if jobs:
+            with torch.inference_mode():
+                results = self._run(frames, jobs)
+            for k, frame in results.items():
+                out[k] = frame
+        return out
+
+    # -- internals -----------------------------------------------------------------------
+    def _run(self, frames: np.ndarray, jobs: list[tuple[int, int, int, float]]) -> dict[int, np.ndarray]:
+        scale_max = _MAX[frames.dtype]
+        h, w = frames.shape[1:3]
+        m = self.multiple
+        pad = (0, (m - w % m) % m, 0, (m - h % m) % m)
+        uploaded: dict[int, torch.Tensor] = {}
+
+        def upload(i: int) -> torch.Tensor:
+            if i not in uploaded:
+                uploaded[i] = self._to_tensor(frames[i], scale_max, pad)
+            return uploaded[i]
+
+        if self.supports_timestep:
+            produced = self._run_timestep(jobs, upload)
+        else:
+            produced = self._run_bisection(jobs, upload)
+        return {k: self._to_numpy(img, scale_max, h, w, frames.dtype) for k, img in produced.items()}
+
+    def _run_timestep(self, jobs, upload) -> dict[int, torch.Tensor]:  # type: ignore[no-untyped-def]
+        unique = sorted({(a, b, t) for _, a, b, t in jobs})
+        inputs = [(upload(a), upload(b), t) for a, b, t in unique]
+        outs = self._forward_many(inputs)
+        by_key = dict(zip(unique, outs, strict=True))
+        return {k: by_key[(a, b, t)] for k, a, b, t in jobs}
+
+    def _run_bisection(self, jobs, upload) -> dict[int, torch.Tensor]:  # type: ignore[no-untyped-def]
+        # Frames at dyadic points of each pair (a, b): 0 and 1 are the inputs themselves.
+        points: dict[tuple[int, int, Fraction], torch.Tensor] = {}
+        needed: dict[int, set[tuple[int, int, Fraction, Fraction]]] = {}
+        for _, a, b, t in jobs:
+            for level, (lo, hi) in enumerate(bisection_path(bisection_target(t))):
+                needed.setdefault(level, set()).add((a, b, lo, hi))
+
+        def frame_at(a: int, b: int, x: Fraction) -> torch.Tensor:
+            if x == 0:
+                return upload(a)
+            if x == 1:
+                return upload(b)
+            return points[(a, b, x)]
+
+        for level in sorted(needed):
+            todo = sorted(needed[level])
+            outs = self._forward_many([(frame_at(a, b, lo), frame_at(a, b, hi), 0.5) for a, b, lo, hi in todo])
+            for (a, b, lo, hi), img in zip(todo, outs, strict=True):
+                points[(a, b, (lo + hi) / 2)] = img
+        return {k: points[(a, b, bisection_target(t))] for k, a, b, t in jobs}
+
+    def _forward_many(self, inputs: list[tuple[torch.Tensor, torch.Tensor, float]]) -> list[torch.Tensor]:
+        """Run the network over (img0, img1, t) in fixed-size micro-batches (see module docs)."""
+        outs: list[torch.Tensor] = []
+        size = self.micro_batch
+        for start in range(0, len(inputs), size):
+            chunk = inputs[start : start + size]
+            real = len(chunk)
+            chunk = chunk + [chunk[-1]] * (size - real)  # pad so every call has the same shape
+            img0 = torch.cat([c[0] for c in chunk], 0)
+            img1 = torch.cat([c[1] for c in chunk], 0)
+            if self.supports_timestep:
+                t = torch.tensor([c[2] for c in chunk], device=self.device, dtype=self.dtype)
+                result = self.module(img0, img1, t, self.rife_scale)
+            else:
+                result = self.module(img0, img1, self.rife_scale)
+            outs.extend(result[i : i + 1] for i in range(real))
+        return outs
+
+    def _to_tensor(self, frame: np.ndarray, scale_max: float, pad: tuple[int, int, int, int]) -> torch.Tensor:
+        # uint16 has no arithmetic in torch; widen on the host (cheap next to the network).
+        host = frame if frame.dtype == np.uint8 else frame.astype(np.int32)
+        x = torch.from_numpy(np.ascontiguousarray(host)).to(self.device, non_blocking=True)
+        x = x.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / scale_max
+        if any(pad):
+            # Zero padding, as the upstream inference scripts do (the weights expect it).
+            x = F.pad(x, pad)
+        return x.to(self.dtype)
+
+    @staticmethod
+    def _to_numpy(img: torch.Tensor, scale_max: float, h: int, w: int, dtype: np.dtype) -> np.ndarray:
+        x = img[0, :, :h, :w].float().clamp_(0.0, 1.0).mul_(scale_max).round_()
+        host = x.to(torch.int32).permute(1, 2, 0).cpu().numpy()
+        return host.astype(dtype)
+
+
+def _check_frames(frames: object, what: str) -> np.ndarray:
+    if not isinstance(frames, np.ndarray):
+        raise InputError(f"{what} is a {type(frames).__name__}, not a numpy array", "pass (N, H, W, 3) uint8 or uint16 frames")
+    if frames.ndim != 4 or frames.shape[3] != 3:
+        raise InputError(f"{what} has shape {frames.shape}, expected (N, H, W, 3)", "pass RGB frames, one per row")
+    if frames.dtype not in _MAX:
+        raise InputError(f"{what} has dtype {frames.dtype}, expected uint8 or uint16", "convert the frames first")
+    if frames.shape[1] < 2 or frames.shape[2] < 2:
+        raise InputError(f"{what} are {frames.shape[2]}x{frames.shape[1]} pixels", "frames must be at least 2x2")
+    return frames

@@ -1,0 +1,49 @@
+"""Pairwise scene-cut and duplicate detection.
+
+A cut is decided from the two frames of a pair alone (no running statistics), so where the
+batches begin cannot change the decision. The score is the mean absolute difference of the
+frames' luma after box-downscaling to at most 64 pixels on the long side, in [0, 1]: cheap,
+and the downscale makes it indifferent to noise and small motion. Hard cuts score roughly
+0.15-0.5; consecutive frames of ordinary motion stay well below 0.1 (see docs/interpolator.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: A reasonable default for ``scene_threshold``; 1.0 or more disables cut detection.
+DEFAULT_SCENE_THRESHOLD = 0.12
+_THUMB = 64
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)  # BT.601 weights: robust enough for a cut score
+
+
+def thumbnail_luma(frame: np.ndarray) -> np.ndarray:
+    """Luma in [0, 1], box-averaged down to at most 64 px on the long side."""
+    peak = 65535.0 if frame.dtype == np.uint16 else 255.0
+    if frame.ndim == 2:
+        luma = frame.astype(np.float64) / peak
+    elif frame.shape[2] >= 3:
+        luma = frame[..., :3].astype(np.float64) @ _LUMA / peak
+    else:
+        luma = frame[..., 0].astype(np.float64) / peak
+    h, w = luma.shape
+    step = max(1, int(np.ceil(max(h, w) / _THUMB)))
+    hh, ww = (h // step) * step, (w // step) * step
+    if hh == 0 or ww == 0:
+        return luma
+    return luma[:hh, :ww].reshape(hh // step, step, ww // step, step).mean(axis=(1, 3))
+
+
+def cut_score(frame0: np.ndarray, frame1: np.ndarray) -> float:
+    return float(np.mean(np.abs(thumbnail_luma(frame0) - thumbnail_luma(frame1))))
+
+
+def is_cut(frame0: np.ndarray, frame1: np.ndarray, threshold: float) -> bool:
+    if threshold >= 1.0:
+        return False
+    return cut_score(frame0, frame1) > threshold
+
+
+def is_duplicate(frame0: np.ndarray, frame1: np.ndarray) -> bool:
+    """Byte-identical frames (e.g. a duplicated frame in a variable-rate capture)."""
+    return frame0.shape == frame1.shape and np.array_equal(frame0, frame1)

