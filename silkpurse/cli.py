@@ -139,7 +139,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("--scale", type=int, default=2, show_default=True, help="Upscale factor: 1 (off), 2, 3 or 4.")
-@click.option("--upscale-model", default=None, help="Upscaler model name or weights path [default: realesr-animevideov3].")
+@click.option("--upscale-model", default=None, help="Upscaler name or weights path [default: realesr-animevideov3].")
 @click.option("--interpolate", type=int, default=None, help="Frame-rate multiplier (1 = off) [default: 2].")
 @click.option("--fps", callback=_parse_rate, help="Target frame rate instead of a multiplier (e.g. 60, 60000/1001).")
 @click.option("--interp-model", default=None, help="Interpolation model name or path [default: rife-hdv3].")
@@ -165,7 +165,7 @@ def probe(input: Path) -> None:
 
 @cli.command()
 @click.argument("input", type=click.Path(path_type=Path))
-@click.option("--model", "upscale_model", default=None, help="Model name or weights path [default: realesr-animevideov3].")
+@click.option("--model", "upscale_model", help="Model name or weights path [default: realesr-animevideov3].")
 @click.option("--scale", type=int, default=4, show_default=True, help="Output scale: 2, 3 or 4.")
 @_upscale_options
 @_common

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -54,7 +55,5 @@ def background(items: Iterable[T], depth: int = 2, name: str = "prefetch") -> It
     finally:
         stop.set()
         while thread.is_alive():
-            try:
+            with contextlib.suppress(queue.Empty):
                 slots.get(timeout=0.1)
-            except queue.Empty:
-                pass

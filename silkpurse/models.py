@@ -14,8 +14,8 @@ containers mount). They get there in one of three ways:
 from __future__ import annotations
 
 import hashlib
-import os
 import importlib
+import os
 import shutil
 import tempfile
 import urllib.error
@@ -140,10 +140,10 @@ def fetch(spec: ModelSpec, settings: Settings | None = None, force: bool = False
         return ensure_weights(spec, settings)
 
     def download(target: Path) -> None:
+        timeout = settings.download_timeout_s
         try:
-            with urllib.request.urlopen(spec.url, timeout=settings.download_timeout_s) as resp:
-                with target.open("wb") as out:
-                    shutil.copyfileobj(resp, out, 1 << 20)
+            with urllib.request.urlopen(spec.url, timeout=timeout) as resp, target.open("wb") as out:
+                shutil.copyfileobj(resp, out, 1 << 20)
         except (urllib.error.URLError, TimeoutError, OSError) as err:
             raise ModelError(
                 f"could not download {spec.name} from {spec.url} ({err})",

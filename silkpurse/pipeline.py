@@ -256,10 +256,11 @@ class Pipeline:
         interpolator = self.interpolator
 
         def compute() -> FrameBatch:
-            threshold = {} if self.options.scene_threshold is None else {"scene_threshold": self.options.scene_threshold}
+            threshold = self.options.scene_threshold
+            threshold_arg = {} if threshold is None else {"scene_threshold": threshold}
             result = interpolate_batch(
                 batch, next_frame, total_frames=self.info.frame_count, out_rate=self.out_rate,
-                interpolator=interpolator, **threshold,
+                interpolator=interpolator, **threshold_arg,
             )  # fmt: skip
             return FrameBatch(
                 result.batch.frames, result.batch.first_index, result.batch.rate,

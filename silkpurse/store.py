@@ -99,7 +99,9 @@ class LocalStore(BatchStore):
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise StoreError(f"cannot create work directory {root} ({err.strerror})", "set --work-dir or SILKPURSE_WORK_DIR") from None
+            raise StoreError(
+                f"cannot create work directory {root} ({err.strerror})", "set --work-dir or SILKPURSE_WORK_DIR"
+            ) from None
 
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
@@ -114,7 +116,9 @@ class LocalStore(BatchStore):
             os.replace(tmp, path)
         except OSError as err:
             Path(tmp).unlink(missing_ok=True)
-            raise StoreError(f"cannot write batch {key} ({err.strerror})", "free disk space or choose another work dir") from None
+            raise StoreError(
+                f"cannot write batch {key} ({err.strerror})", "free disk space or choose another work dir"
+            ) from None
 
     def get(self, key: str) -> bytes:
         try:

@@ -4,7 +4,6 @@ real ffmpeg (synthetic for plumbing, OpenCV's real camera footage for quality)."
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -105,7 +104,8 @@ def no_leftovers() -> Callable[[Path], None]:
 def ffmpeg_psnr(reference: Path, distorted: Path) -> float:
     """ffmpeg's average YUV PSNR of ``distorted`` against ``reference`` (same size)."""
     result = subprocess.run(
-        ["ffmpeg", "-nostdin", "-i", str(distorted), "-i", str(reference), "-lavfi", "[0:v][1:v]psnr", "-f", "null", "-"],
+        ["ffmpeg", "-nostdin", "-i", str(distorted), "-i", str(reference), "-lavfi", "[0:v][1:v]psnr", "-f", "null",
+         "-"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     line = next(line for line in result.stderr.splitlines() if "PSNR" in line and "average:" in line)

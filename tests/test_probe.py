@@ -31,7 +31,8 @@ def test_variable_frame_rate_is_detected_and_given_a_constant_rate(make_clip: Cl
 
 
 def test_rotation_swaps_display_size(make_clip: ClipFactory) -> None:
-    plain = make_clip("unrotated.mp4", "-f", "lavfi", "-i", "testsrc2=size=64x32:rate=10:duration=0.5", "-c:v", "libx264")
+    source = "testsrc2=size=64x32:rate=10:duration=0.5"
+    plain = make_clip("unrotated.mp4", "-f", "lavfi", "-i", source, "-c:v", "libx264")
     rotated = make_clip("rotated.mp4", "-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90")
     info = probe(rotated)
     assert (info.coded_width, info.coded_height) == (64, 32)

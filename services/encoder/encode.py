@@ -34,7 +34,9 @@ class VideoCodec:
     default_preset: str
 
 
-X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
+X26X_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
+)  # fmt: skip
 CODECS: dict[str, VideoCodec] = {
     "h264": VideoCodec("libx264", 18, (0, 51), X26X_PRESETS, "medium"),
     "h265": VideoCodec("libx265", 20, (0, 51), X26X_PRESETS, "medium"),
@@ -201,7 +203,8 @@ class Encoder:
         stdin = self._process.proc.stdin
         assert stdin is not None
         try:
-            stdin.write(memoryview(batch.frames).cast("B") if batch.frames.flags.c_contiguous else batch.frames.tobytes())
+            frames = batch.frames
+            stdin.write(memoryview(frames).cast("B") if frames.flags.c_contiguous else frames.tobytes())
         except BrokenPipeError:
             self._fail()  # ffmpeg exited early; its own message says why
         self.report.frames += len(batch)

@@ -41,7 +41,7 @@ class RawFormat:
 
 def decode_graph(info: VideoInfo, raw: RawFormat) -> object:
     """The ffmpeg-python graph that decodes ``info``'s video to raw RGB on stdout."""
-    video = ffmpeg.input(str(info.path))[f"v:0"]
+    video = ffmpeg.input(str(info.path))["v:0"]
     if info.vfr:
         video = video.filter("fps", fps=f"{info.rate.numerator}/{info.rate.denominator}", round="near")
     video = video.filter(

@@ -150,9 +150,9 @@ def _check_complete(video: dict[str, Any], packets: int, path: Path) -> None:
 
 def _first_video_stream(meta: dict[str, Any], path: Path) -> dict[str, Any]:
     for stream in meta.get("streams", []):
-        if stream.get("codec_type") == "video" and not stream.get("disposition", {}).get("attached_pic"):
-            if int(stream.get("width") or 0) > 0:
-                return stream  # type: ignore[no-any-return]
+        is_picture = stream.get("disposition", {}).get("attached_pic")  # cover art, not video
+        if stream.get("codec_type") == "video" and not is_picture and int(stream.get("width") or 0) > 0:
+            return stream  # type: ignore[no-any-return]
     raise InputError(f"{path} has no video stream", "give a file with video (audio-only files cannot be enhanced)")
 
 
@@ -226,9 +226,8 @@ def _audio(stream: dict[str, Any]) -> AudioStream:
 
 
 def _subtitle(stream: dict[str, Any]) -> SubtitleStream:
-    return SubtitleStream(
-        index=int(stream["index"]), codec=str(stream.get("codec_name", "")), language=stream.get("tags", {}).get("language")
-    )
+    language = stream.get("tags", {}).get("language")
+    return SubtitleStream(index=int(stream["index"]), codec=str(stream.get("codec_name", "")), language=language)
 
 
 def _fraction(value: object) -> Fraction | None:
