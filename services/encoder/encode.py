@@ -204,7 +204,7 @@ class Encoder:
         assert stdin is not None
         try:
             frames = batch.frames
-            stdin.write(memoryview(frames).cast("B") if frames.flags.c_contiguous else frames.tobytes())
+            stdin.write(frames.data.cast("B") if frames.flags.c_contiguous else frames.tobytes())
         except BrokenPipeError:
             self._fail()  # ffmpeg exited early; its own message says why
         self.report.frames += len(batch)

@@ -89,7 +89,7 @@ def extract_batches(info: VideoInfo, batch_size: int, meta: dict[str, object] | 
 
 def _read_frames(stream: object, frames: np.ndarray, frame_bytes: int) -> int:
     """Fill ``frames`` from the pipe; return how many whole frames were read."""
-    buffer = memoryview(frames).cast("B")
+    buffer = frames.data.cast("B")
     filled = 0
     while filled < len(buffer):
         got = stream.readinto(buffer[filled:])  # type: ignore[attr-defined]
