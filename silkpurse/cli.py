@@ -7,6 +7,7 @@ one line and exits with its code; anything else is a bug and keeps its traceback
 from __future__ import annotations
 
 import json
+import os
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -265,6 +266,16 @@ def models_import(path: Path, name: str | None) -> None:
     click.echo(str(import_weights(path, name)))
 
 
+def _interrupted() -> None:
+    """Ctrl-C: the partial output is already removed and finished batches are stored. Exit at
+    once rather than wait for a model call in flight (interpreter shutdown would also abort a
+    PyTorch thread still computing)."""
+    _stderr.print("silkpurse: interrupted; run the same command again to resume from finished batches", soft_wrap=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: the one place where errors become exit codes."""
     try:
@@ -272,15 +283,11 @@ def main(argv: list[str] | None = None) -> None:
     except SilkpurseError as err:
         _stderr.print(f"[red]silkpurse: error:[/] {err}", highlight=False, soft_wrap=True)
         sys.exit(err.exit_code)
-    except click.exceptions.Abort:
-        _stderr.print("silkpurse: interrupted; run the same command again to resume from finished batches")
-        sys.exit(130)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _interrupted()
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
-        _stderr.print("silkpurse: interrupted; run the same command again to resume from finished batches")
-        sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
     sys.exit(0)

@@ -53,7 +53,8 @@ def background(items: Iterable[T], depth: int = 2, name: str = "prefetch") -> It
                 raise item
             yield item  # type: ignore[misc]
     finally:
+        # The producer notices `stop` at its next item; a thread busy computing is not waited
+        # for (it is a daemon), so Ctrl-C returns at once.
         stop.set()
-        while thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                slots.get(timeout=0.1)
+        with contextlib.suppress(queue.Empty):
+            slots.get_nowait()
