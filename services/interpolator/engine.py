@@ -11,17 +11,17 @@ by recursive bisection: exact for dyadic ``t`` (1/2, 1/4, 3/4, ...) down to 1/16
 interval), and a ``t`` that rounds to 0 or 1 returns the nearer input frame unchanged.
 Intermediate frames of a pair are computed once and shared by all its timesteps.
 
-Determinism: results depend on how many pairs go through the network at once (convolution
-kernels differ by batch shape), so the engine always feeds it a fixed micro-batch (1 pair
-on the CPU, 4 on CUDA, padded with repeats). A pair's output therefore never depends on
-which other pairs were sent along, which is what makes the pipeline's output independent of
-its batch size.
+Determinism: results may depend on how many pairs go through the network at once
+(convolution kernels differ by batch shape), so the engine always feeds it a fixed
+micro-batch (``micro_batch``, 1 pair; a larger one is padded with repeats). A pair's output
+therefore never depends on which other pairs were sent along, which is what makes the
+pipeline's output independent of its batch size.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -43,8 +43,11 @@ BISECT_DEPTH = 4
 _WEIGHT_SUFFIXES = (".pkl", ".pth", ".pt", ".ckpt")
 _MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
-# A pair job: (index of frame A, index of frame B, timestep) into a stack of frames.
+# A pair: (index of frame A, index of frame B, timestep) into a stack of frames.
 Pair = tuple[int, int, float]
+# A job: (output slot, frame A, frame B, effective timestep).
+Job = tuple[int, int, int, float]
+Upload = Callable[[int], torch.Tensor]
 
 
 def _looks_like_path(model: str | Path) -> bool:
@@ -120,7 +123,9 @@ class Interpolator:
         self.half = bool(half and self.net.fp16_safe)
         self.dtype = torch.float16 if self.half else torch.float32
         self.module = self.net.module.to(self.device, self.dtype)
-        self.micro_batch = 4 if self.device.type == "cuda" else 1
+        # One pair per network call: upstream's own setting, enough to fill a GPU at video
+        # sizes, and it keeps results independent of grouping (see the module docs).
+        self.micro_batch = 1
 
     # -- facts for callers -------------------------------------------------------------
     @property
@@ -180,7 +185,7 @@ class Interpolator:
             if not (0 <= a < len(frames) and 0 <= b < len(frames)):
                 raise IndexError(f"pair {k} refers to frames {a}, {b} of {len(frames)}")
         # Timesteps at the ends (or rounded there by bisection) are plain copies.
-        jobs: list[tuple[int, int, int, float]] = []
+        jobs: list[Job] = []
         for k, (a, b, t) in enumerate(pairs):
             te = self.effective_t(t)
             if te <= 0.0:
@@ -197,7 +202,7 @@ class Interpolator:
         return out
 
     # -- internals -----------------------------------------------------------------------
-    def _run(self, frames: np.ndarray, jobs: list[tuple[int, int, int, float]]) -> dict[int, np.ndarray]:
+    def _run(self, frames: np.ndarray, jobs: list[Job]) -> dict[int, np.ndarray]:
         scale_max = _MAX[frames.dtype]
         h, w = frames.shape[1:3]
         m = self.multiple
@@ -209,20 +214,18 @@ class Interpolator:
                 uploaded[i] = self._to_tensor(frames[i], scale_max, pad)
             return uploaded[i]
 
-        if self.supports_timestep:
-            produced = self._run_timestep(jobs, upload)
-        else:
-            produced = self._run_bisection(jobs, upload)
+        run = self._run_timestep if self.supports_timestep else self._run_bisection
+        produced = run(jobs, upload)
         return {k: self._to_numpy(img, scale_max, h, w, frames.dtype) for k, img in produced.items()}
 
-    def _run_timestep(self, jobs, upload) -> dict[int, torch.Tensor]:  # type: ignore[no-untyped-def]
+    def _run_timestep(self, jobs: list[Job], upload: Upload) -> dict[int, torch.Tensor]:
         unique = sorted({(a, b, t) for _, a, b, t in jobs})
         inputs = [(upload(a), upload(b), t) for a, b, t in unique]
         outs = self._forward_many(inputs)
         by_key = dict(zip(unique, outs, strict=True))
         return {k: by_key[(a, b, t)] for k, a, b, t in jobs}
 
-    def _run_bisection(self, jobs, upload) -> dict[int, torch.Tensor]:  # type: ignore[no-untyped-def]
+    def _run_bisection(self, jobs: list[Job], upload: Upload) -> dict[int, torch.Tensor]:
         # Frames at dyadic points of each pair (a, b): 0 and 1 are the inputs themselves.
         points: dict[tuple[int, int, Fraction], torch.Tensor] = {}
         needed: dict[int, set[tuple[int, int, Fraction, Fraction]]] = {}
@@ -265,7 +268,10 @@ class Interpolator:
     def _to_tensor(self, frame: np.ndarray, scale_max: float, pad: tuple[int, int, int, int]) -> torch.Tensor:
         # uint16 has no arithmetic in torch; widen on the host (cheap next to the network).
         host = frame if frame.dtype == np.uint8 else frame.astype(np.int32)
-        x = torch.from_numpy(np.ascontiguousarray(host)).to(self.device, non_blocking=True)
+        if not (host.flags.writeable and host.flags.c_contiguous):
+            # Batches decoded from the store are read-only views; torch wants its own memory.
+            host = np.array(host, order="C")
+        x = torch.from_numpy(host).to(self.device, non_blocking=True)
         x = x.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / scale_max
         if any(pad):
             # Zero padding, as the upstream inference scripts do (the weights expect it).
@@ -281,7 +287,9 @@ class Interpolator:
 
 def _check_frames(frames: object, what: str) -> np.ndarray:
     if not isinstance(frames, np.ndarray):
-        raise InputError(f"{what} is a {type(frames).__name__}, not a numpy array", "pass (N, H, W, 3) uint8 or uint16 frames")
+        raise InputError(
+            f"{what} is a {type(frames).__name__}, not a numpy array", "pass (N, H, W, 3) uint8 or uint16 frames"
+        )
     if frames.ndim != 4 or frames.shape[3] != 3:
         raise InputError(f"{what} has shape {frames.shape}, expected (N, H, W, 3)", "pass RGB frames, one per row")
     if frames.dtype not in _MAX:

@@ -21,7 +21,9 @@ def load_rgb(path: Path) -> np.ndarray:
         with Image.open(path) as img:
             return np.asarray(img.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise InputError(f"cannot read {path} as an image ({err})", "give a PNG, JPEG or other Pillow-readable file") from err
+        raise InputError(
+            f"cannot read {path} as an image ({err})", "give a PNG, JPEG or other Pillow-readable file"
+        ) from err
 
 
 def interpolate_images(

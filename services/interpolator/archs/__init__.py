@@ -106,7 +106,9 @@ def load_checkpoint(path: Path) -> InterpolatorNet:
         raw = torch.load(path, map_location="cpu", weights_only=True)
         state = _unwrap(raw)
     except FileNotFoundError as err:
-        raise ModelError(f"weights file {path} does not exist", "check the path or run `silkpurse models list`") from err
+        raise ModelError(
+            f"weights file {path} does not exist", "check the path or run `silkpurse models list`"
+        ) from err
     except Exception as err:  # torch raises many types for a corrupt or foreign file
         raise ModelError(
             f"cannot read {path} as a PyTorch checkpoint ({type(err).__name__})",

@@ -23,11 +23,22 @@ import torch.nn.functional as F
 from services.interpolator.archs.warp import warp
 
 #: Keys that recognise this family: PReLU conv pairs and two transposed-conv heads per block.
-DETECT_KEYS = ("block0.conv0.0.0.weight", "block0.convblock0.0.0.weight", "block0.conv1.2.weight", "block0.conv2.2.weight")
+DETECT_KEYS = (
+    "block0.conv0.0.0.weight",
+    "block0.convblock0.0.0.weight",
+    "block0.conv1.2.weight",
+    "block0.conv2.2.weight",
+)
 
 
 def _conv_prelu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=True), nn.PReLU(cout))
+
+
+def _upsampler(c: int, out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.ConvTranspose2d(c, c // 2, 4, 2, 1), nn.PReLU(c // 2), nn.ConvTranspose2d(c // 2, out, 4, 2, 1)
+    )
 
 
 def _resize(x: torch.Tensor, factor: float) -> torch.Tensor:
@@ -48,8 +59,9 @@ class IFBlockHDv3(nn.Module):
         self.convblock1 = nn.Sequential(_conv_prelu(c, c), _conv_prelu(c, c))
         self.convblock2 = nn.Sequential(_conv_prelu(c, c), _conv_prelu(c, c))
         self.convblock3 = nn.Sequential(_conv_prelu(c, c), _conv_prelu(c, c))
-        self.conv1 = nn.Sequential(nn.ConvTranspose2d(c, c // 2, 4, 2, 1), nn.PReLU(c // 2), nn.ConvTranspose2d(c // 2, 4, 4, 2, 1))
-        self.conv2 = nn.Sequential(nn.ConvTranspose2d(c, c // 2, 4, 2, 1), nn.PReLU(c // 2), nn.ConvTranspose2d(c // 2, 1, 4, 2, 1))
+        # Two x2 transposed convs back to the block's input size: flow (4 ch) and mask (1 ch).
+        self.conv1 = _upsampler(c, 4)
+        self.conv2 = _upsampler(c, 1)
 
     def forward(self, x: torch.Tensor, flow: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
         x = _resize(x, 1.0 / scale)

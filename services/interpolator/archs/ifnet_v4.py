@@ -28,7 +28,12 @@ import torch.nn.functional as F
 
 from services.interpolator.archs.warp import warp
 
-DETECT_KEYS = ("block0.conv0.0.0.weight", "block0.convblock.0.conv.weight", "block0.convblock.0.beta", "block0.lastconv.0.weight")
+DETECT_KEYS = (
+    "block0.conv0.0.0.weight",
+    "block0.convblock.0.conv.weight",
+    "block0.convblock.0.beta",
+    "block0.lastconv.0.weight",
+)
 
 
 def _conv_lrelu(cin: int, cout: int, stride: int) -> nn.Sequential:
@@ -186,7 +191,9 @@ def config_from_state(state: dict[str, torch.Tensor]) -> V4Config:
     for i in range(len(widths)):
         got = int(state[f"block{i}.conv0.0.0.weight"].shape[1])
         if got != config.in_planes(i):
-            raise ValueError(f"block{i} takes {got} input channels, expected {config.in_planes(i)} for a {config.version} model")
+            raise ValueError(
+                f"block{i} takes {got} input channels, expected {config.in_planes(i)} for a {config.version} model"
+            )
     if encoder is None and block_out < 5:
         raise ValueError(f"blocks emit {block_out} channels, fewer than flow + mask")
     return config

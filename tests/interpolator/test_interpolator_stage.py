@@ -13,7 +13,9 @@ from silkpurse.batch import FrameBatch
 from silkpurse.errors import InputError
 
 
-def run_stream(frames: np.ndarray, batch_size: int, engine, r_out: Fraction, threshold: float = 0.12) -> list[InterpolatedBatch]:  # type: ignore[no-untyped-def]
+def run_stream(  # type: ignore[no-untyped-def]
+    frames: np.ndarray, batch_size: int, engine, r_out: Fraction, threshold: float = 0.12
+) -> list[InterpolatedBatch]:
     n = len(frames)
     r_in = Fraction(24)
     out = []
@@ -21,8 +23,11 @@ def run_stream(frames: np.ndarray, batch_size: int, engine, r_out: Fraction, thr
         end = min(first + batch_size, n)
         nxt = frames[end] if end < n else None
         batch = FrameBatch(frames=frames[first:end], first_index=first, rate=r_in, meta={"stream": "test"})
-        out.append(interpolate_batch(batch, nxt, total_frames=n, out_rate=r_out, interpolator=engine,
-                                     scene_threshold=threshold))
+        out.append(
+            interpolate_batch(
+                batch, nxt, total_frames=n, out_rate=r_out, interpolator=engine, scene_threshold=threshold
+            )
+        )
     return out
 
 
@@ -53,11 +58,12 @@ def test_output_batch_carries_index_rate_and_meta(hdv3, moving_square) -> None: 
     assert not np.array_equal(results[0].batch.frames[1], clip[0])
 
 
-def test_hard_cut_is_held_not_blended_and_reported(hdv3, moving_square) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("batch_size", [1, 2, 3])  # 3: the cut pair straddles two batches
+def test_hard_cut_is_held_not_blended_and_reported(hdv3, moving_square, batch_size: int) -> None:  # type: ignore[no-untyped-def]
     clip = moving_square(6)
     other = 255 - moving_square(3, step=5)
     clip[3:6] = other  # a different shot starts at frame 3
-    results = run_stream(clip, 2, hdv3, Fraction(96))  # 4x: t = 1/4, 1/2, 3/4 across the cut
+    results = run_stream(clip, batch_size, hdv3, Fraction(96))  # 4x: t = 1/4, 1/2, 3/4 across the cut
     frames, _ = joined(results)
     assert [c for r in results for c in r.cuts] == [2]
     # Outputs 8..11 lie on [2, 3): t < 0.5 repeats frame 2, the rest repeat frame 3.
@@ -82,5 +88,16 @@ def test_missing_next_frame_is_an_input_error(hdv3, moving_square) -> None:  # t
     with pytest.raises(InputError, match="next_frame"):
         interpolate_batch(batch, None, total_frames=4, out_rate=Fraction(48), interpolator=hdv3, scene_threshold=0.12)
     with pytest.raises(InputError, match="size"):
-        interpolate_batch(batch, clip[2, :32], total_frames=4, out_rate=Fraction(48), interpolator=hdv3,
-                          scene_threshold=0.12)
+        interpolate_batch(
+            batch, clip[2, :32], total_frames=4, out_rate=Fraction(48), interpolator=hdv3, scene_threshold=0.12
+        )
+
+
+def test_rate_reduction_leaves_some_batches_empty_but_loses_nothing(hdv3, moving_square) -> None:  # type: ignore[no-untyped-def]
+    clip = moving_square(6)
+    results = run_stream(clip, 1, hdv3, Fraction(10))  # 24 -> 10 fps
+    frames, indices = joined(results)
+    assert indices == [0, 1, 2]  # ceil(6 * 10 / 24) = 3
+    assert any(len(r.batch) == 0 for r in results)
+    whole, _ = joined(run_stream(clip, 6, hdv3, Fraction(10)))
+    assert frames.tobytes() == whole.tobytes()

@@ -57,8 +57,15 @@ def test_fps_accepts_exact_fractions_and_rejects_nonsense() -> None:
         timing.output_rate(25, multiplier=2, fps=60)
 
 
-@pytest.mark.parametrize(("r_in", "r_out"), [(Fraction(24), Fraction(48)), (NTSC_FILM, Fraction(60)),
-                                              (Fraction(25), Fraction(75)), (Fraction(60), Fraction(24))])
+@pytest.mark.parametrize(
+    ("r_in", "r_out"),
+    [
+        (Fraction(24), Fraction(48)),
+        (NTSC_FILM, Fraction(60)),
+        (Fraction(25), Fraction(75)),
+        (Fraction(60), Fraction(24)),
+    ],
+)
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 7, 64])
 def test_batches_cover_every_output_exactly_once(r_in: Fraction, r_out: Fraction, batch_size: int) -> None:
     n = 37
