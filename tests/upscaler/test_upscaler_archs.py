@@ -36,7 +36,7 @@ def test_rrdbnet_x2_variant_runs_and_doubles_the_size() -> None:
 
 
 def test_loaded_network_computes_like_the_source_network() -> None:
-    torch.manual_seed(0)
+    torch.default_generator.manual_seed(0)  # not torch.manual_seed, which lazily imports torch._dynamo
     source = SRVGGNetCompact(num_feat=8, num_conv=2, upscale=4).eval()
     x = torch.rand(1, 3, 10, 12)
     with torch.inference_mode():

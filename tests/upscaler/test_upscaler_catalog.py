@@ -16,7 +16,7 @@ NAMES = {"realesr-animevideov3", "realesrgan-x4plus", "realesrgan-x4plus-anime",
 
 def test_every_catalogue_model_is_registered_with_its_official_release() -> None:
     specs = {s.name: s for s in REGISTRY.all("upscale")}
-    assert NAMES <= specs.keys()
+    assert specs.keys() >= NAMES
     for name in NAMES:
         spec = specs[name]
         assert spec.url and spec.url.startswith("https://github.com/xinntao/Real-ESRGAN/releases/download/")

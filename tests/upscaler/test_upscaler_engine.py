@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import NcnnReference, psnr
+from upscaler_testing import NcnnReference, psnr
 
-from services.upscaler.engine import Upscaler
+from services.upscaler.engine import Upscaler, cpu_has_fast_bf16
 from silkpurse.errors import DeviceError, InputError, OptionsError
 
 
@@ -20,6 +20,7 @@ def test_animevideov3_matches_the_ncnn_reference(anime_upscaler: Upscaler, small
         assert psnr(result, ncnn_reference("realesr-animevideov3", frame)) >= 40
 
 
+@pytest.mark.slow
 def test_x4plus_matches_the_ncnn_reference(photos: dict[str, np.ndarray], ncnn_reference: NcnnReference) -> None:
     frame = photos["I2_0"][100:148, 180:244]  # 64x48: RRDBNet takes seconds even at this size
     out = Upscaler("realesrgan-x4plus", device="cpu").upscale(frame[None])[0]
@@ -32,10 +33,11 @@ def test_tiled_output_matches_untiled(anime_upscaler: Upscaler, small_frames: np
 
 
 def test_tiled_rrdbnet_matches_untiled(small_frames: np.ndarray) -> None:
-    frame = small_frames[:1, :48, :64]
+    frame = small_frames[:1, :32, :40]  # 2x2 tiles of 32 px after the 10 px border padding
     whole = Upscaler("realesrgan-x4plus-anime", device="cpu", tile=0).upscale(frame)
-    tiled = Upscaler("realesrgan-x4plus-anime", device="cpu", tile=32).upscale(frame)
-    assert psnr(tiled, whole) >= 40
+    tiled = Upscaler("realesrgan-x4plus-anime", device="cpu", tile=32)
+    assert tiled.plan(1, 32, 40).tile == 32
+    assert psnr(tiled.upscale(frame), whole) >= 40
 
 
 @pytest.mark.parametrize("scale", [1, 2, 3])
@@ -97,6 +99,16 @@ def test_malformed_frames_are_an_input_error(anime_upscaler: Upscaler, frames: n
         anime_upscaler.upscale(frames)
 
 
+def test_bf16_on_cpu_is_close_to_fp32_where_the_cpu_has_it(anime_upscaler: Upscaler, small_frames: np.ndarray) -> None:
+    if not cpu_has_fast_bf16():
+        with pytest.raises(OptionsError, match="bf16"):
+            Upscaler("realesr-animevideov3", device="cpu", precision="bf16")
+        return
+    up = Upscaler("realesr-animevideov3", device="cpu", precision="bf16")
+    assert up.dtype == torch.bfloat16
+    assert psnr(up.upscale(small_frames), anime_upscaler.upscale(small_frames)) >= 40
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_on_a_cpu_machine_is_a_device_error() -> None:
     with pytest.raises(DeviceError, match="CUDA"):
@@ -105,7 +117,8 @@ def test_cuda_on_a_cpu_machine_is_a_device_error() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"scale": 8}, {"scale": 0}, {"half": True}, {"precision": "bf16"}, {"tile": 4}, {"tile_pad": -1},
+    [{"scale": 8}, {"scale": 0}, {"half": True}, {"precision": "fp16"}, {"half": False, "precision": "fp16"},
+     {"precision": "fp64"}, {"tile": 4}, {"tile_pad": -1},
      {"denoise_strength": 0.5}, {"batch_size": 0}],
 )
 def test_impossible_options_are_an_options_error(options: dict[str, object]) -> None:

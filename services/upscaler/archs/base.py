@@ -36,6 +36,8 @@ class ModelDescriptor:
     """Input height and width must be multiples of this (pixel-unshuffle variants)."""
     bytes_per_pixel: int
     """Rough peak activation memory per *input* pixel in fp32, for choosing tile sizes."""
+    tile_pad: int = 10
+    """Context (input px) each tile needs from its neighbours for a seamless result."""
     hyperparameters: dict[str, Any] = field(default_factory=dict)
 
 

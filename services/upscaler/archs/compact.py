@@ -91,8 +91,9 @@ def load(state: StateDict) -> ModelDescriptor:
     # Only PReLU has parameters; the released models all use it. Without them we assume
     # leaky ReLU (the other option of the original code that people train with).
     act_type = "prelu" if "body.1.weight" in state else "leakyrelu"
+    network = SRVGGNetCompact(num_in_ch=in_ch, num_out_ch=out_ch, num_feat=num_feat, num_conv=len(convs) - 2,
+                              upscale=scale, act_type=act_type)
     hyper = {"num_feat": num_feat, "num_conv": len(convs) - 2, "upscale": scale, "act_type": act_type}
-    network = SRVGGNetCompact(num_in_ch=in_ch, num_out_ch=out_ch, **hyper)
     load_weights(network, state, FAMILY)
     return ModelDescriptor(
         network=network,
@@ -103,6 +104,7 @@ def load(state: StateDict) -> ModelDescriptor:
         supports_half=True,
         supports_bf16=True,
         size_multiple=1,
+        tile_pad=10,  # Real-ESRGAN's default; tiles then match the whole frame at ~60 dB
         # conv input + output + activation output at num_feat channels, then the shuffle
         # branch at out_ch * scale^2; doubled for allocator slack and conv workspaces.
         bytes_per_pixel=4 * 2 * (3 * num_feat + 4 * out_ch * scale * scale),

@@ -144,6 +144,9 @@ def load(state: StateDict) -> ModelDescriptor:
         supports_bf16=True,
         size_multiple=up,
         bytes_per_pixel=int(4 * 2 * per_px),
+        # The deep trunk sees far: with 10 px of context tiles differed from the whole frame
+        # by 39.7 dB on a real photo (6 blocks), with 16 px by 44.5 dB.
+        tile_pad=16,
         hyperparameters=hyper,
     )
 
