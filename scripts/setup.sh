@@ -12,6 +12,11 @@ apt_packages=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || apt_packages+=(ffmpeg)
 # Real camera footage for the tests (OpenCV's sample clips, shipped by Debian).
 [[ $want_tests == 1 && ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ]] && apt_packages+=(opencv-doc)
+# The ncnn Real-ESRGAN reference the tests compare against needs OpenMP and the Vulkan loader.
+if [[ $want_tests == 1 ]]; then
+  [[ -e /usr/lib/x86_64-linux-gnu/libomp.so.5 || -n "$(ldconfig -p | grep 'libomp.so.5 ')" ]] || apt_packages+=(libomp5-14)
+  [[ -n "$(ldconfig -p | grep 'libvulkan.so.1 ')" ]] || apt_packages+=(libvulkan1)
+fi
 python3 -c 'import ensurepip, venv' 2>/dev/null || apt_packages+=(python3-venv)
 if ((${#apt_packages[@]})); then
   sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"

@@ -177,7 +177,8 @@ def upscale(input: Path, **kwargs: Any) -> None:
         from services.upscaler.engine import upscale_image
 
         upscale_image(input, output, model=kwargs["upscale_model"] or "realesr-animevideov3", scale=kwargs["scale"],
-                      device=kwargs["device"] or "auto", tile=kwargs["tile"])  # fmt: skip
+                      device=kwargs["device"] or "auto", tile=kwargs["tile"],
+                      denoise_strength=kwargs["denoise_strength"])  # fmt: skip
         if not kwargs["quiet"]:
             _stderr.print(f"[green]done:[/] {output}")
         return

@@ -104,8 +104,11 @@ def reference_model(rife_root: Path):  # type: ignore[no-untyped-def]
         model.eval()
     finally:
         sys.path.remove(str(rife_root))
+        # Drop only the wheel's own modules: torch's lazily imported submodules must stay,
+        # or a later lazy import (torch._dynamo) registers its operators a second time.
         for name in set(sys.modules) - before:
-            sys.modules.pop(name, None)
+            if name != "torch" and not name.startswith("torch."):
+                sys.modules.pop(name, None)
     return model
 
 
