@@ -73,7 +73,20 @@ def probe_size(path: Path) -> tuple[int, int]:
 
 
 def decode(path: Path, count: int, start: int = 0, size: tuple[int, int] | None = None) -> np.ndarray:
-    """``count`` RGB frames from frame ``start``, optionally scaled to ``size`` (w, h)."""
+    """``count`` RGB frames from frame ``start``, optionally scaled to ``size`` (w, h).
+
+    A ``.npy`` file of ``(N, H, W, 3)`` uint8 frames stands in for a video where there is no
+    ffmpeg (the GPU machine): its frames ``start..`` are resized with Pillow.
+    """
+    if path.suffix == ".npy":
+        from PIL import Image
+
+        frames = np.load(path)
+        first = start if start + count <= len(frames) else 0
+        picked = frames[first : first + count]
+        if size:
+            picked = np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BICUBIC)) for f in picked])
+        return picked
     w, h = size or probe_size(path)
     vf = f"select=gte(n\\,{start})" + (f",scale={w}:{h}:flags=bicubic" if size else "")
     raw = subprocess.run(

