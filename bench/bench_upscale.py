@@ -33,6 +33,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from silkpurse.metrics import psnr  # noqa: E402
+
 NCNN_INDEX = {"realesr-animevideov3": 2, "realesrgan-x4plus": 4, "realesrgan-x4plus-anime": 3}
 DEFAULT_FRAMES = {"realesr-animevideov3": 6, "realesrgan-x4plus": 1, "realesrgan-x4plus-anime": 1}
 
@@ -69,11 +71,6 @@ def demo_frames(n: int, width: int, height: int) -> np.ndarray:
         return rng.integers(64, 192, (n, height, width, 3), dtype=np.uint8)
     photos = [Image.open(p).convert("RGB").resize((width, height), Image.Resampling.LANCZOS) for p in paths]
     return np.stack([np.asarray(photos[i % len(photos)]) for i in range(n)])
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def time_engine(upscaler: object, frames: np.ndarray, sync: object = None) -> tuple[float, np.ndarray]:

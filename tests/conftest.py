@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from silkpurse.metrics import psnr  # noqa: F401  (re-exported for the tests)
 from silkpurse.settings import get_settings
 
 REAL_FOOTAGE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
@@ -62,6 +63,24 @@ def clip_with_audio(make_clip: ClipFactory, real_footage: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def vfr_clip(make_clip: ClipFactory) -> Path:
+    """Variable frame rate: 0.5 s at 30 fps, then 0.5 s at 10 fps, timestamps kept (MKV)."""
+    return make_clip(
+        "vfr.mkv", "-f", "lavfi", "-i",
+        "testsrc2=size=64x48:rate=30:duration=0.5[a];testsrc2=size=64x48:rate=10:duration=0.5[b];[a][b]concat=n=2",
+        "-c:v", "libx264", "-fps_mode", "vfr",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def rotated_clip(make_clip: ClipFactory) -> Path:
+    """64x32 coded, with a 90-degree display matrix: displayed 32x64."""
+    source = "testsrc2=size=64x32:rate=10:duration=0.5"
+    plain = make_clip("unrotated.mp4", "-f", "lavfi", "-i", source, "-c:v", "libx264")
+    return make_clip("rotated.mp4", "-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90")
+
+
+@pytest.fixture(scope="session")
 def real_footage(make_clip: ClipFactory) -> Path:
     """Two seconds of real camera footage (OpenCV's vtest.avi, 10 fps) at 384x288 with an
     AAC audio track, as a fresh H.264 MP4."""
@@ -72,11 +91,6 @@ def real_footage(make_clip: ClipFactory) -> Path:
         "-t", "2", "-vf", "scale=384:288", "-c:v", "libx264", "-crf", "16", "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-shortest",
     )  # fmt: skip
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(peak**2 / mse))
 
 
 def decode_rgb(path: Path) -> np.ndarray:

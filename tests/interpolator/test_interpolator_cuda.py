@@ -11,13 +11,9 @@ import torch
 from PIL import Image
 
 from services.interpolator.engine import Interpolator
+from silkpurse.metrics import psnr
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * float(np.log10(255.0**2 / mse))
 
 
 def test_half_precision_matches_fp32(rife_root: Path) -> None:

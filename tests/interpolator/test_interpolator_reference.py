@@ -9,11 +9,7 @@ import pytest
 import torch
 
 from services.interpolator.images import load_rgb
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(peak * peak / mse)
+from silkpurse.metrics import psnr
 
 
 def _reference_middle(model, a: np.ndarray, b: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from upscaler_testing import psnr
 
 from services.upscaler.engine import upscale_image
 from services.upscaler.images import read_image
 from silkpurse.errors import InputError, OptionsError
+from silkpurse.metrics import psnr
 
 
 @pytest.fixture
