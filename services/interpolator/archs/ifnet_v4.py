@@ -169,13 +169,14 @@ class IFNetV4(nn.Module):
             carried = out[:, 5:]
             warped0 = warp(img0, flow[:, :2])
             warped1 = warp(img1, flow[:, 2:4])
+        assert mask is not None  # the config always has at least one block
         weight = torch.sigmoid(mask)
         return warped0 * weight + warped1 * (1 - weight)
 
 
 def config_from_state(state: dict[str, torch.Tensor]) -> V4Config:
     """Read the hyper-parameters from tensor shapes (spandrel style)."""
-    widths = []
+    widths: list[int] = []
     while f"block{len(widths)}.conv0.1.0.weight" in state:
         widths.append(int(state[f"block{len(widths)}.conv0.1.0.weight"].shape[0]))
     depth = 0
