@@ -116,3 +116,13 @@ def test_failed_encode_leaves_no_output(clip_with_audio: Path, tmp_path: Path) -
     with pytest.raises(RuntimeError):
         encode_batches(failing(), output, encoder)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("codec", "preset", "expected"), [("h265", "ultrafast", "hevc"), ("av1", "12", "av1")])
+def test_every_codec_encodes_a_playable_stream(
+    clip_with_audio: Path, tmp_path: Path, codec: str, preset: str, expected: str
+) -> None:
+    out = transcode(clip_with_audio, tmp_path / "out.mkv", codec=codec, preset=preset)
+    assert out.codec == expected
+    assert out.frame_count == probe(clip_with_audio).frame_count
+    assert psnr(decode_rgb(clip_with_audio), decode_rgb(tmp_path / "out.mkv")) > 30
