@@ -32,6 +32,8 @@ def test_bad_options() -> None:
         Interpolator(device="cpu", rife_scale=0.3)
     with pytest.raises(OptionsError, match="fp16"):
         Interpolator(device="cpu", half=True)
+    with pytest.raises(OptionsError, match="micro batch 0"):
+        Interpolator(device="cpu", micro_batch=0)
 
 
 def test_cuda_without_gpu_is_a_device_error() -> None:
