@@ -102,3 +102,10 @@ def test_impossible_options(clip_with_audio: Path, tmp_path: Path, options: list
 def test_unknown_output_format(clip_with_audio: Path, tmp_path: Path) -> None:
     result = run_cli("enhance", str(clip_with_audio), "-o", str(tmp_path / "out.gif"))
     assert_clean_failure(result, 2, "cannot write .gif files", tmp_path)
+
+
+def test_unusable_work_directory(clip_with_audio: Path, tmp_path: Path) -> None:
+    (tmp_path / "plain.txt").write_text("x")
+    result = run_cli("enhance", str(clip_with_audio), "-o", str(tmp_path / "out.mp4"), "--scale", "1",
+                     "--work-dir", str(tmp_path / "plain.txt" / "work"))  # fmt: skip
+    assert_clean_failure(result, 7, "cannot create work directory", tmp_path)
