@@ -18,20 +18,20 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float64)  # BT.601 weights: rob
 
 
 def thumbnail_luma(frame: np.ndarray) -> np.ndarray:
-    """Luma in [0, 1], box-averaged down to at most 64 px on the long side."""
+    """Luma in [0, 1], box-averaged down to at most 64 px on the long side.
+
+    Box-averaging comes first (both steps are linear, so the order does not change the result)
+    so a 4K frame costs one pass over its bytes, not full-size float copies.
+    """
     peak = 65535.0 if frame.dtype == np.uint16 else 255.0
-    if frame.ndim == 2:
-        luma = frame.astype(np.float64) / peak
-    elif frame.shape[2] >= 3:
-        luma = frame[..., :3].astype(np.float64) @ _LUMA / peak
-    else:
-        luma = frame[..., 0].astype(np.float64) / peak
-    h, w = luma.shape
+    pixels = frame[..., None] if frame.ndim == 2 else frame
+    h, w = pixels.shape[:2]
     step = max(1, int(np.ceil(max(h, w) / _THUMB)))
     hh, ww = (h // step) * step, (w // step) * step
-    if hh == 0 or ww == 0:
-        return luma
-    return luma[:hh, :ww].reshape(hh // step, step, ww // step, step).mean(axis=(1, 3))
+    if hh and ww:
+        pixels = pixels[:hh, :ww].reshape(hh // step, step, ww // step, step, -1).mean(axis=(1, 3))
+    pixels = pixels.astype(np.float64) / peak
+    return pixels[..., :3] @ _LUMA if pixels.shape[2] >= 3 else pixels[..., 0]
 
 
 def cut_score(frame0: np.ndarray, frame1: np.ndarray) -> float:
