@@ -11,6 +11,7 @@ ffmpeg encoding each run in their own thread, joined by short queues.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from silkpurse.batch import FrameBatch
 from silkpurse.concurrency import background
-from silkpurse.errors import OptionsError
+from silkpurse.errors import OptionsError, StoreError
 from silkpurse.media.probe import VideoInfo, probe
 from silkpurse.progress import Reporter, SilentReporter
 from silkpurse.settings import Settings, get_settings
@@ -185,6 +186,7 @@ class Pipeline:
 
         started = time.perf_counter()
         info, opts = self.info, self.options
+        self._check_disk_space()
         self.reporter.stage("decode", info.frame_count)
         if self.upscaler is not None:
             self.reporter.stage("upscale", info.frame_count)
@@ -218,6 +220,25 @@ class Pipeline:
             streams_dropped=report.dropped_streams,
             notes=[f"variable frame rate converted to {_rate(info.rate)} fps"] if info.vfr else [],
         )  # fmt: skip
+
+    def work_bytes(self) -> int:
+        """Bytes of frame batches this job keeps in the work directory until its encode ends."""
+        width, height = self.size_out
+        frame = width * height * 3 * (2 if self.info.bit_depth > 8 else 1)
+        stored_frames = (self.info.frame_count if self.upscaler else 0) + (self.frames_out if self.interpolator else 0)
+        return stored_frames * frame
+
+    def _check_disk_space(self) -> None:
+        """Fail before any work when the batches cannot fit, not hours later with a full disk."""
+        already = sum(p.stat().st_size for p in (self.work_dir / self.job).rglob("*.spfb"))
+        needed = self.work_bytes() - already
+        free = shutil.disk_usage(self.work_dir).free
+        if needed > free * 0.95:
+            raise StoreError(
+                f"this job keeps {needed / 1e9:.1f} GB of frame batches in {self.work_dir} until it is encoded, "
+                f"but only {free / 1e9:.1f} GB are free",
+                "point --work-dir (or SILKPURSE_WORK_DIR) at a larger disk, or process the video in parts",
+            )
 
     def _decoded(self) -> Iterator[FrameBatch]:
         from services.extractor.extract import extract_batches

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from silkpurse.errors import StoreError
 from silkpurse.pipeline import EnhanceOptions, Pipeline
 from silkpurse.progress import SilentReporter
 from tests.conftest import decode_rgb
@@ -53,3 +56,14 @@ def test_keep_work_keeps_the_batches(clip_with_audio: Path, tmp_path: Path, opti
     assert list((tmp_path / "work").rglob("*.spfb"))
     again = Pipeline(clip_with_audio, tmp_path / "again.mp4", keep).run()
     assert again.batches_computed == 0 and again.batches_resumed == 4
+
+
+def test_a_job_that_cannot_fit_the_work_disk_fails_before_any_work(
+    clip_with_audio: Path, tmp_path: Path, options: EnhanceOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = Pipeline(clip_with_audio, tmp_path / "out.mp4", options)
+    assert pipeline.work_bytes() == (30 + 60) * 192 * 128 * 3  # upscaled inputs + interpolated outputs
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: SimpleNamespace(total=10**9, used=10**9, free=1000))
+    with pytest.raises(StoreError, match="only 0.0 GB are free"):
+        pipeline.run()
+    assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out.partial*"))
