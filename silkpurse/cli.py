@@ -86,7 +86,8 @@ def _print_result(data: dict[str, Any], as_json: bool, quiet: bool) -> None:
             f"{data['size_in'][0]}x{data['size_in'][1]} -> {data['size_out'][0]}x{data['size_out'][1]}, "
             f"{data['rate_in']} -> {data['rate_out']} fps, {data['seconds']:.1f} s ({data['output_fps']:.2f} frames/s)"
             + (f", {data['batches_resumed']} batches resumed" if data["batches_resumed"] else "")
-            + (f", {len(data['cuts'])} scene cuts" if data.get("cuts") else "")
+            + (f", {len(data['cuts'])} scene cuts" if data.get("cuts") else ""),
+            soft_wrap=True,
         )
 
 
