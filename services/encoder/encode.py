@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -242,14 +242,3 @@ def encode_batches(batches: Iterable[FrameBatch], output: Path, encoder: Encoder
         encoder.abort()
         raise
     return encoder.close()
-
-
-@contextlib.contextmanager
-def opened(encoder: Encoder) -> Iterator[Encoder]:
-    """``with opened(Encoder(...)) as enc: enc.write(...)``: closes on success, aborts on error."""
-    try:
-        yield encoder
-    except BaseException:
-        encoder.abort()
-        raise
-    encoder.close()

@@ -38,10 +38,6 @@ class FfmpegProcess:
         for line in self.proc.stderr:
             self._stderr.append(line.decode(errors="replace").rstrip())
 
-    @property
-    def stderr_lines(self) -> list[str]:
-        return list(self._stderr)
-
     def last_error(self) -> str:
         lines = [line for line in self._stderr if line.strip()]
         return lines[-1] if lines else "no message"
