@@ -91,6 +91,18 @@ def _print_result(data: dict[str, Any], as_json: bool, quiet: bool) -> None:
         )
 
 
+def _image_done(output: Path, facts: dict[str, Any], options: dict[str, Any]) -> None:
+    """The image commands' summary: JSON on stdout with --json, one line on stderr otherwise."""
+    from PIL import Image
+
+    with Image.open(output) as image:
+        width, height = image.size
+    if options["as_json"]:
+        click.echo(json.dumps({**facts, "output": str(output), "size": [width, height]}, indent=2))
+    elif not options["quiet"]:
+        _stderr.print(f"[green]done:[/] {output} ({width}x{height})", soft_wrap=True)
+
+
 # Options shared by the video commands.
 def _common(func: Any) -> Any:
     for option in reversed([
@@ -177,11 +189,10 @@ def upscale(input: Path, **kwargs: Any) -> None:
     if input.suffix.lower() in IMAGE_SUFFIXES:
         from services.upscaler.engine import upscale_image
 
-        upscale_image(input, output, model=kwargs["upscale_model"] or "realesr-animevideov3", scale=kwargs["scale"],
-                      device=kwargs["device"] or "auto", tile=kwargs["tile"],
-                      denoise_strength=kwargs["denoise_strength"])  # fmt: skip
-        if not kwargs["quiet"]:
-            _stderr.print(f"[green]done:[/] {output}")
+        model = kwargs["upscale_model"] or "realesr-animevideov3"
+        upscale_image(input, output, model=model, scale=kwargs["scale"], device=kwargs["device"] or "auto",
+                      tile=kwargs["tile"], denoise_strength=kwargs["denoise_strength"])  # fmt: skip
+        _image_done(output, {"input": str(input), "model": model, "scale": kwargs["scale"]}, kwargs)
         return
     _run_enhance(input, output, kwargs.pop("quiet"), kwargs.pop("as_json"), interpolate=1, **kwargs)
 
@@ -203,10 +214,10 @@ def interpolate(inputs: tuple[Path, ...], interpolate: int | None, fps: Fraction
 
         if not 0 < timestep < 1:
             raise OptionsError(f"--t {timestep} is outside (0, 1)", "give a time between the two frames, e.g. 0.5")
-        interpolate_images(inputs[0], inputs[1], output, t=timestep, model=kwargs["interp_model"] or "rife-hdv3",
-                           device=kwargs["device"] or "auto", rife_scale=kwargs["rife_scale"])  # fmt: skip
-        if not kwargs["quiet"]:
-            _stderr.print(f"[green]done:[/] {output}")
+        model = kwargs["interp_model"] or "rife-hdv3"
+        interpolate_images(inputs[0], inputs[1], output, t=timestep, model=model, device=kwargs["device"] or "auto",
+                           rife_scale=kwargs["rife_scale"])  # fmt: skip
+        _image_done(output, {"inputs": [str(p) for p in inputs], "model": model, "t": timestep}, kwargs)
         return
     if len(inputs) != 1:
         raise OptionsError(f"got {len(inputs)} inputs", "give one video, or two images")

@@ -48,8 +48,9 @@ def test_models_list_shows_both_families() -> None:
 
 def test_upscale_an_image(frame_pair: tuple[Path, Path], tmp_path: Path) -> None:
     out = tmp_path / "big.png"
-    run_cli("upscale", str(frame_pair[0]), "-o", str(out), "--scale", "2", "--device", "cpu", "-q")
+    summary = json.loads(run_cli("upscale", str(frame_pair[0]), "-o", str(out), "--scale", "2", "--json").stdout)
     assert Image.open(out).size == (256, 192)
+    assert summary["size"] == [256, 192] and summary["model"] == "realesr-animevideov3"
 
 
 def test_interpolate_between_two_images(frame_pair: tuple[Path, Path], tmp_path: Path) -> None:
