@@ -13,11 +13,8 @@ containers mount). They get there in one of three ways:
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -26,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from silkpurse.errors import ModelError
+from silkpurse.files import sha256_of, write_atomically
 from silkpurse.settings import Settings, get_settings
 
 ModelKind = Literal["upscale", "interpolate"]
@@ -95,14 +93,6 @@ def load_catalogues() -> None:
         importlib.import_module(module)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def cached_path(spec: ModelSpec, settings: Settings | None = None) -> Path:
     return (settings or get_settings()).models_dir / spec.filename
 
@@ -117,7 +107,7 @@ def ensure_weights(spec: ModelSpec, settings: Settings | None = None) -> Path:
         return path
     if spec.offline is not None:
         try:
-            _write_atomically(path, spec.offline)
+            write_atomically(path, spec.offline)
             return path
         except ModelError:
             if spec.url is None:
@@ -160,7 +150,7 @@ def fetch(spec: ModelSpec, settings: Settings | None = None, force: bool = False
                     "the file is corrupt or was changed upstream; try again or import a known-good copy",
                 )
 
-    _write_atomically(path, download)
+    write_atomically(path, download)
     return path
 
 
@@ -174,18 +164,5 @@ def import_weights(source: Path, name: str | None = None, settings: Settings | N
         target = cached_path(spec, settings)
     else:
         target = settings.models_dir / source.name
-    _write_atomically(target, lambda tmp: shutil.copyfile(source, tmp))
+    write_atomically(target, lambda tmp: shutil.copyfile(source, tmp))
     return target
-
-
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        os.close(fd)
-        write(tmp)
-        tmp.chmod(0o644)  # mkstemp makes it private; weights are shared (e.g. a mounted volume)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

