@@ -388,7 +388,7 @@ def upscale_image(input_path: str | Path, output_path: str | Path, **engine_kwar
     ``engine_kwargs`` are those of :class:`Upscaler` (``model`` defaults to
     ``realesr-animevideov3``, the fastest).
     """
-    from services.upscaler.images import Picture, output_format, read_image, write_image
+    from silkpurse.media.image import Picture, output_format, read_image, write_image
 
     source, target = Path(input_path), Path(output_path)
     picture = read_image(source)

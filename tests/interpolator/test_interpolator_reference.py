@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from services.interpolator.images import load_rgb
+from silkpurse.media.image import read_image
 from silkpurse.metrics import psnr
 
 
@@ -24,8 +24,8 @@ def _reference_middle(model, a: np.ndarray, b: np.ndarray) -> np.ndarray:  # typ
 @pytest.mark.parametrize("pair", ["I0", "I1", "I2"])
 def test_midpoint_matches_reference_on_demo_pairs(hdv3, reference_model, rife_root: Path, pair: str) -> None:  # type: ignore[no-untyped-def]
     # The demo frames are 448x256, already a multiple of 32, so neither side pads.
-    a = load_rgb(rife_root / "demo" / f"{pair}_0.png")
-    b = load_rgb(rife_root / "demo" / f"{pair}_1.png")
+    a = read_image(rife_root / "demo" / f"{pair}_0.png").pixels
+    b = read_image(rife_root / "demo" / f"{pair}_1.png").pixels
     ours = hdv3.interpolate(a[None], b[None], [0.5])[0]
     ref = _reference_middle(reference_model, a, b)
     assert psnr(ours, ref) >= 40.0
@@ -35,8 +35,8 @@ def test_midpoint_matches_reference_on_demo_pairs(hdv3, reference_model, rife_ro
 
 
 def test_cropped_odd_size_pair_matches_reference_padded_the_same_way(hdv3, reference_model, rife_root: Path) -> None:  # type: ignore[no-untyped-def]
-    a = load_rgb(rife_root / "demo" / "I1_0.png")[:200, :300]
-    b = load_rgb(rife_root / "demo" / "I1_1.png")[:200, :300]
+    a = read_image(rife_root / "demo" / "I1_0.png").pixels[:200, :300]
+    b = read_image(rife_root / "demo" / "I1_1.png").pixels[:200, :300]
     ours = hdv3.interpolate(a[None], b[None], [0.5])[0]
     assert ours.shape == a.shape
     # The upstream scripts zero-pad to a multiple of 32 and crop: do the same around the reference.

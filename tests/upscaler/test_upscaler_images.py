@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from services.upscaler.engine import upscale_image
-from services.upscaler.images import read_image
 from silkpurse.errors import InputError, OptionsError
+from silkpurse.media.image import read_image
 from silkpurse.metrics import psnr
 
 

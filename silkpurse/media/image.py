@@ -1,4 +1,4 @@
-"""Still images in and out of the upscaler: PNG (8/16-bit, alpha), JPEG and WebP.
+"""Still images in and out of the engines: PNG (8/16-bit, alpha), JPEG and WebP.
 
 Pillow reads and writes most of it, but it reduces 16-bit colour PNGs to 8 bits, so those are
 decoded with ffmpeg (already a silkpurse dependency) and written by a small PNG encoder here.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 import subprocess
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from silkpurse.errors import InputError, OptionsError, OutputError
+from silkpurse.files import write_atomically
 from silkpurse.settings import get_settings
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -40,7 +42,7 @@ def read_image(path: Path) -> Picture:
         with Image.open(path) as img:
             return _from_pillow(ImageOps.exif_transpose(img))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise InputError(f"{path} is not a readable image ({err})", "give a PNG, JPEG or WebP file") from err
+        raise InputError(f"cannot read {path}: not a readable image ({err})", "give a PNG, JPEG or WebP file") from err
 
 
 def _png_header(path: Path) -> tuple[int, int] | None:
@@ -97,22 +99,20 @@ def output_format(path: Path, picture: Picture) -> str:
 
 
 def write_image(path: Path, picture: Picture, quality: int = 95) -> None:
+    """Write ``picture`` to ``path`` (format from the suffix), atomically: a failed write
+    leaves no half-written image behind."""
     fmt = output_format(path, picture)
     pixels = picture.pixels
     if pixels.dtype == np.uint16 and fmt == "PNG":
         data = _encode_png16(_to_grey(pixels) if picture.grey else pixels)
-        _write_bytes(path, data)
+        _save(path, lambda tmp: tmp.write_bytes(data))
         return
     if pixels.dtype == np.uint16:  # JPEG and WebP hold 8 bits
         pixels = ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
     img = Image.fromarray(pixels)
     if picture.grey:
         img = img.convert("LA" if pixels.shape[2] == 4 else "L")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        img.save(path, fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
-    except OSError as err:
-        raise OutputError(f"cannot write {path} ({err})", "check the folder exists and is writable") from err
+    _save(path, lambda tmp: img.save(tmp, fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {})))
 
 
 def _to_grey(pixels: np.ndarray) -> np.ndarray:
@@ -137,9 +137,8 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
+def _save(path: Path, write: Callable[[Path], object]) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        write_atomically(path, write)
     except OSError as err:
         raise OutputError(f"cannot write {path} ({err})", "check the folder exists and is writable") from err
