@@ -45,7 +45,6 @@ CODECS: dict[str, VideoCodec] = {
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # Audio codecs MP4/MOV hold without re-encoding (ffmpeg 5.1's mov muxer).
 _MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus"}
-_MP4_TEXT_SUBS = {"mov_text", "subrip", "srt", "ass", "ssa", "webvtt", "text"}
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,7 @@ class Encoder:
     def _subtitle_codec(self, sub: SubtitleStream, container: str) -> str | None:
         if container == "matroska":
             codec = "srt" if sub.codec == "mov_text" else "copy"
-        elif sub.codec in _MP4_TEXT_SUBS:
+        elif sub.is_text:
             codec = "copy" if sub.codec == "mov_text" else "mov_text"
         else:
             return None
