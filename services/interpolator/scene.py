@@ -35,13 +35,19 @@ def thumbnail_luma(frame: np.ndarray) -> np.ndarray:
 
 
 def cut_score(frame0: np.ndarray, frame1: np.ndarray) -> float:
-    return float(np.mean(np.abs(thumbnail_luma(frame0) - thumbnail_luma(frame1))))
+    return _thumbnail_distance(thumbnail_luma(frame0), thumbnail_luma(frame1))
 
 
-def is_cut(frame0: np.ndarray, frame1: np.ndarray, threshold: float) -> bool:
+def cuts_between(frames: np.ndarray, threshold: float) -> list[bool]:
+    """For each consecutive pair of ``frames``: is it a cut? Each thumbnail is made once."""
     if threshold >= 1.0:
-        return False
-    return cut_score(frame0, frame1) > threshold
+        return [False] * max(0, len(frames) - 1)
+    thumbs = [thumbnail_luma(frame) for frame in frames]
+    return [_thumbnail_distance(a, b) > threshold for a, b in zip(thumbs, thumbs[1:], strict=False)]
+
+
+def _thumbnail_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(np.abs(a - b)))
 
 
 def is_duplicate(frame0: np.ndarray, frame1: np.ndarray) -> bool:

@@ -89,11 +89,11 @@ def _classify_pairs(frames: np.ndarray, first: int, available: int, threshold: f
     """Cuts and duplicates among the pairs (i, i+1) this batch owns (i inside the batch)."""
     cuts: list[int] = []
     duplicates: list[int] = []
+    is_cut = scene.cuts_between(frames[:available], threshold)
     for row in range(available - 1):
-        a, b = frames[row], frames[row + 1]
-        if scene.is_duplicate(a, b):
+        if scene.is_duplicate(frames[row], frames[row + 1]):
             duplicates.append(first + row)
-        elif scene.is_cut(a, b, threshold):
+        elif is_cut[row]:
             cuts.append(first + row)
     return cuts, duplicates
 
