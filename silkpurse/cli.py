@@ -24,6 +24,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from silkpurse import __version__
 from silkpurse.errors import OptionsError, SilkpurseError
@@ -54,10 +55,8 @@ class FramesPerSecondColumn(TextColumn):
     def __init__(self) -> None:
         super().__init__("")
 
-    def render(self, task: Any) -> Any:
+    def render(self, task: Any) -> Text:
         speed = task.finished_speed or task.speed
-        from rich.text import Text
-
         return Text(f"{speed:6.2f} frames/s" if speed else "   ... frames/s", style="cyan")
 
 
