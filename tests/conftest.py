@@ -95,8 +95,8 @@ def real_footage(make_clip: ClipFactory) -> Path:
 
 def decode_rgb(path: Path) -> np.ndarray:
     """All frames of ``path`` as (N, H, W, 3) uint8, decoded by the project's own extractor."""
-    from services.extractor.extract import extract_batches
     from silkpurse.media.probe import probe
+    from silkpurse_extractor.extract import extract_batches
 
     info = probe(path)
     return np.concatenate([b.frames for b in extract_batches(info, 64)])

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tests.conftest import REAL_FOOTAGE, ClipFactory, ffmpeg
 
 from silkpurse.media.probe import probe
-from tests.conftest import REAL_FOOTAGE, ClipFactory, ffmpeg
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "silkpurse.cli", *args], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "silkpurse_cli", *args], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return result
 

@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import ClipFactory
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "silkpurse.cli", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "silkpurse_cli", *args], capture_output=True, text=True, timeout=120
     )
 
 

@@ -7,13 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from silkpurse.media.probe import probe
 from tests.conftest import decode_rgb, psnr
+
+from silkpurse.media.probe import probe
 
 
 def enhance(*args: str) -> dict[str, object]:
     result = subprocess.run(
-        [sys.executable, "-m", "silkpurse.cli", "enhance", *args, "--json"], capture_output=True, text=True,
+        [sys.executable, "-m", "silkpurse_cli", "enhance", *args, "--json"], capture_output=True, text=True,
         timeout=600, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -2,10 +2,10 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from tests.conftest import ClipFactory
 
 from silkpurse.errors import InputError
 from silkpurse.media.probe import probe
-from tests.conftest import ClipFactory
 
 
 def test_exact_rational_rate_frames_duration_and_audio(clip_with_audio: Path) -> None:

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from tests.conftest import decode_rgb
 
 from silkpurse.errors import StoreError
-from silkpurse.pipeline import EnhanceOptions, Pipeline
 from silkpurse.progress import SilentReporter
-from tests.conftest import decode_rgb
+from silkpurse_cli.embedded import EnhanceOptions, Pipeline
 
 
 class InterruptAfter(SilentReporter):

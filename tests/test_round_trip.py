@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.conftest import ClipFactory, decode_rgb, ffmpeg_psnr, psnr
 
-from services.encoder.encode import EncodeOptions, Encoder, encode_batches
-from services.extractor.extract import extract_batches
 from silkpurse.batch import FrameBatch
 from silkpurse.media.probe import VideoInfo, probe
-from tests.conftest import ClipFactory, decode_rgb, ffmpeg_psnr, psnr
+from silkpurse_encoder.encode import EncodeOptions, Encoder, encode_batches
+from silkpurse_extractor.extract import extract_batches
 
 
 def transcode(source: Path, output: Path, batch_size: int = 7, **options: object) -> VideoInfo:

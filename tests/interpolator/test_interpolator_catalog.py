@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from services.interpolator import catalog
 from silkpurse.errors import ModelError
 from silkpurse.files import sha256_of
 from silkpurse.models import cached_path, ensure_weights, import_weights
+from silkpurse_interpolator import catalog
 
 
 def test_catalogue_names_and_licences() -> None:

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from services.interpolator.engine import Interpolator
 from silkpurse.metrics import psnr
+from silkpurse_interpolator.engine import Interpolator
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from services.interpolator.engine import bisection_path, bisection_target
+from silkpurse_interpolator.engine import bisection_path, bisection_target
 
 
 def test_quarter_step_is_bisection_of_the_midpoint(hdv3, moving_square) -> None:  # type: ignore[no-untyped-def]

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.interpolator.engine import Interpolator
-from services.interpolator.images import interpolate_images
 from silkpurse.errors import DeviceError, InputError, ModelError, OptionsError
+from silkpurse_interpolator.engine import Interpolator
+from silkpurse_interpolator.images import interpolate_images
 
 
 def test_unknown_model_names_the_known_ones() -> None:

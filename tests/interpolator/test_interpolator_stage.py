@@ -7,10 +7,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from services.interpolator import scene
-from services.interpolator.stage import InterpolatedBatch, interpolate_batch
 from silkpurse.batch import FrameBatch
 from silkpurse.errors import InputError
+from silkpurse_interpolator import scene
+from silkpurse_interpolator.stage import InterpolatedBatch, interpolate_batch
 
 
 def run_stream(  # type: ignore[no-untyped-def]

@@ -6,9 +6,9 @@ from fractions import Fraction
 
 import pytest
 
-from services.interpolator import timing
-from services.interpolator.timing import Source
 from silkpurse.errors import OptionsError
+from silkpurse_interpolator import timing
+from silkpurse_interpolator.timing import Source
 
 NTSC_FILM = Fraction(24000, 1001)
 

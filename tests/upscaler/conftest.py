@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 from upscaler_testing import NcnnReference
 
-from services.upscaler.engine import Upscaler
 from silkpurse.settings import get_settings
+from silkpurse_upscaler.engine import Upscaler
 
 NCNN_MODEL_INDEX = {"realesr-animevideov3": 2, "realesrgan-x4plus-anime": 3, "realesrgan-x4plus": 4,
                     "realesr-animevideov3-x2": 0, "realesr-animevideov3-x3": 1}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from services.upscaler.archs import detect_architecture, load_descriptor
-from services.upscaler.archs.compact import SRVGGNetCompact
-from services.upscaler.archs.rrdbnet import RRDBNet
 from silkpurse.errors import ModelError
+from silkpurse_upscaler.archs import detect_architecture, load_descriptor
+from silkpurse_upscaler.archs.compact import SRVGGNetCompact
+from silkpurse_upscaler.archs.rrdbnet import RRDBNet
 
 
 @pytest.mark.parametrize(("num_feat", "num_conv", "upscale"), [(64, 16, 4), (16, 3, 2), (8, 1, 3)])

@@ -30,7 +30,7 @@ def test_models_in_the_ncnn_wheel_have_offline_builders() -> None:
 
 
 def test_unknown_model_name_is_a_model_error() -> None:
-    from services.upscaler.engine import Upscaler
+    from silkpurse_upscaler.engine import Upscaler
 
     with pytest.raises(ModelError, match="unknown upscale model 'realesrgan-x5'"):
         Upscaler("realesrgan-x5", device="cpu")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from services.upscaler.engine import Upscaler
 from silkpurse.metrics import psnr
+from silkpurse_upscaler.engine import Upscaler
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from upscaler_testing import NcnnReference
 
-from services.upscaler.engine import Upscaler, cpu_has_fast_bf16
 from silkpurse.errors import DeviceError, InputError, OptionsError
 from silkpurse.metrics import psnr
+from silkpurse_upscaler.engine import Upscaler, cpu_has_fast_bf16
 
 
 def test_animevideov3_matches_the_ncnn_reference(anime_upscaler: Upscaler, small_frames: np.ndarray,

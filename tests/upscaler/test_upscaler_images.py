@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.upscaler.engine import upscale_image
 from silkpurse.errors import InputError, OptionsError
 from silkpurse.media.image import read_image
 from silkpurse.metrics import psnr
+from silkpurse_upscaler.engine import upscale_image
 
 
 @pytest.fixture

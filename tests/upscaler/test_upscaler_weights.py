@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from services.upscaler import ncnn_convert
-from services.upscaler.archs import load_descriptor
-from services.upscaler.archs.compact import SRVGGNetCompact
-from services.upscaler.engine import Upscaler
-from services.upscaler.weights import blend, read_state_dict
 from silkpurse.errors import ModelError
 from silkpurse.models import import_weights
+from silkpurse_upscaler import ncnn_convert
+from silkpurse_upscaler.archs import load_descriptor
+from silkpurse_upscaler.archs.compact import SRVGGNetCompact
+from silkpurse_upscaler.engine import Upscaler
+from silkpurse_upscaler.weights import blend, read_state_dict
 
 
 def _compact_state(seed: int) -> dict[str, torch.Tensor]:

@@ -135,7 +135,7 @@ def _interp_options(func: Any) -> Any:
 
 
 def _run_enhance(source: Path, output: Path, quiet: bool, as_json: bool, **options: Any) -> None:
-    from silkpurse.pipeline import EnhanceOptions, Pipeline
+    from silkpurse_cli.embedded import EnhanceOptions, Pipeline
 
     opts = EnhanceOptions(**{k: v for k, v in options.items() if v is not None})
     with _progress(quiet or as_json and not sys.stderr.isatty()) as progress:
@@ -186,7 +186,7 @@ def upscale(input: Path, **kwargs: Any) -> None:
     """Upscale a video or an image (PNG/JPEG/WebP) with Real-ESRGAN."""
     output: Path = kwargs.pop("output")
     if input.suffix.lower() in IMAGE_SUFFIXES:
-        from services.upscaler.engine import upscale_image
+        from silkpurse_upscaler.engine import upscale_image
 
         model = kwargs["upscale_model"] or "realesr-animevideov3"
         upscale_image(input, output, model=model, scale=kwargs["scale"], device=kwargs["device"] or "auto",
@@ -209,7 +209,7 @@ def interpolate(inputs: tuple[Path, ...], interpolate: int | None, fps: Fraction
     """Interpolate a video (one INPUT) or the frame between two images (FRAME0 FRAME1)."""
     output: Path = kwargs.pop("output")
     if len(inputs) == 2:
-        from services.interpolator.images import interpolate_images
+        from silkpurse_interpolator.images import interpolate_images
 
         if not 0 < timestep < 1:
             raise OptionsError(f"--t {timestep} is outside (0, 1)", "give a time between the two frames, e.g. 0.5")

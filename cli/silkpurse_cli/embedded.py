@@ -29,8 +29,8 @@ from silkpurse.settings import Settings, get_settings
 from silkpurse.store import BatchStore, LocalStore, StageKeys, job_keys
 
 if TYPE_CHECKING:
-    from services.interpolator.engine import Interpolator
-    from services.upscaler.engine import Upscaler
+    from silkpurse_interpolator.engine import Interpolator
+    from silkpurse_upscaler.engine import Upscaler
 
 DEFAULT_UPSCALE_MODEL = "realesr-animevideov3"
 DEFAULT_INTERP_MODEL = "rife-hdv3"
@@ -74,7 +74,7 @@ class EnhanceOptions:
         self.encode_options().validate()
 
     def encode_options(self) -> Any:
-        from services.encoder.encode import EncodeOptions
+        from silkpurse_encoder.encode import EncodeOptions
 
         return EncodeOptions(codec=self.codec, crf=self.crf, preset=self.preset, ten_bit=self.ten_bit)
 
@@ -126,7 +126,7 @@ class Pipeline:
         self, source: Path, output: Path, options: EnhanceOptions, *, reporter: Reporter | None = None,
         settings: Settings | None = None,
     ) -> None:  # fmt: skip
-        from services.encoder.encode import check_output
+        from silkpurse_encoder.encode import check_output
 
         options.validate()
         self.settings = settings or get_settings()
@@ -155,7 +155,7 @@ class Pipeline:
     def _load_upscaler(self) -> Upscaler | None:
         if self.options.scale == 1:
             return None
-        from services.upscaler.engine import Upscaler
+        from silkpurse_upscaler.engine import Upscaler
 
         return Upscaler(
             self.options.upscale_model, scale=self.options.scale, device=self._device(), tile=self.options.tile,
@@ -165,7 +165,7 @@ class Pipeline:
     def _load_interpolator(self) -> Interpolator | None:
         if self.out_rate == self.info.rate:
             return None
-        from services.interpolator.engine import Interpolator
+        from silkpurse_interpolator.engine import Interpolator
 
         return Interpolator(self.options.interp_model, device=self._device(), rife_scale=self.options.rife_scale)
 
@@ -173,7 +173,7 @@ class Pipeline:
     def frames_out(self) -> int:
         if self.interpolator is None:
             return self.info.frame_count
-        from services.interpolator.timing import output_count
+        from silkpurse_interpolator.timing import output_count
 
         return output_count(self.info.frame_count, self.info.rate, self.out_rate)
 
@@ -183,7 +183,7 @@ class Pipeline:
 
     # -- the story ----------------------------------------------------------------------------
     def run(self) -> EnhanceResult:
-        from services.encoder.encode import Encoder, encode_batches
+        from silkpurse_encoder.encode import Encoder, encode_batches
 
         started = time.perf_counter()
         info, opts = self.info, self.options
@@ -242,7 +242,7 @@ class Pipeline:
             )
 
     def _decoded(self) -> Iterator[FrameBatch]:
-        from services.extractor.extract import extract_batches
+        from silkpurse_extractor.extract import extract_batches
 
         return self._counted(extract_batches(self.info, self.batch_size), "decode")
 
@@ -272,7 +272,7 @@ class Pipeline:
             yield self._interpolate_one(keys, previous, None)
 
     def _interpolate_one(self, keys: StageKeys, batch: FrameBatch, next_frame: Any) -> FrameBatch:
-        from services.interpolator.stage import interpolate_batch
+        from silkpurse_interpolator.stage import interpolate_batch
 
         assert self.interpolator is not None
         interpolator = self.interpolator

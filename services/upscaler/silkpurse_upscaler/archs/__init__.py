@@ -5,9 +5,9 @@ Add a family by writing a module with ``detect``/``load`` and listing it in ``AR
 
 from __future__ import annotations
 
-from services.upscaler.archs import compact, rrdbnet
-from services.upscaler.archs.base import Architecture, ModelDescriptor, StateDict
 from silkpurse.errors import ModelError
+from silkpurse_upscaler.archs import compact, rrdbnet
+from silkpurse_upscaler.archs.base import Architecture, ModelDescriptor, StateDict
 
 ARCHITECTURES: tuple[Architecture, ...] = (rrdbnet.ARCHITECTURE, compact.ARCHITECTURE)
 

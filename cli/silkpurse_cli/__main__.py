@@ -1,0 +1,3 @@
+from silkpurse_cli.cli import main
+
+main()
