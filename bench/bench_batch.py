@@ -40,8 +40,10 @@ def main() -> None:
         copy = best_seconds(lambda f=frames: f.copy(), args.repeat)
         back = FrameBatch.from_bytes(batch.to_bytes())
         assert np.array_equal(back.frames, frames)
-        print(f"{np.dtype(dtype).name:>6} {megabytes:7.1f} {megabytes / round_trip:19.0f} {megabytes / copy:12.0f} "
-              f"{copy / round_trip:6.2f}")  # fmt: skip
+        print(
+            f"{np.dtype(dtype).name:>6} {megabytes:7.1f} {megabytes / round_trip:19.0f} {megabytes / copy:12.0f} "
+            f"{copy / round_trip:6.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -32,11 +32,45 @@ def main() -> None:
     info = probe(args.input)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        plain = timed(["ffmpeg", "-v", "error", "-y", "-i", str(args.input), "-c:v", "libx264", "-crf", "18",
-                       "-preset", args.preset, "-pix_fmt", "yuv420p", str(out / "ffmpeg.mp4")])  # fmt: skip
-        ours = timed([sys.executable, "-m", "silkpurse_cli", "enhance", str(args.input), "-o", str(out / "ours.mp4"),
-                      "--scale", "1", "--interpolate", "1", "--preset", args.preset, "-q",
-                      "--work-dir", str(out / "work")])  # fmt: skip
+        plain = timed(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                str(args.input),
+                "-c:v",
+                "libx264",
+                "-crf",
+                "18",
+                "-preset",
+                args.preset,
+                "-pix_fmt",
+                "yuv420p",
+                str(out / "ffmpeg.mp4"),
+            ]
+        )
+        ours = timed(
+            [
+                sys.executable,
+                "-m",
+                "silkpurse_cli",
+                "enhance",
+                str(args.input),
+                "-o",
+                str(out / "ours.mp4"),
+                "--scale",
+                "1",
+                "--interpolate",
+                "1",
+                "--preset",
+                args.preset,
+                "-q",
+                "--work-dir",
+                str(out / "work"),
+            ]
+        )
     frames = info.frame_count
     print(f"input: {args.input.name} {info.width}x{info.height} {frames} frames @ {float(info.rate):g} fps")
     print(f"{'':>22} {'seconds':>8} {'frames/s':>9}")

@@ -128,8 +128,10 @@ def bench_cpu(args: argparse.Namespace) -> dict[str, object]:
     results: dict[str, object] = {"device": "cpu", "size": f"{width}x{height}", "models": {}}
     print(f"CPU, {width}x{height} -> x4, fp32, threads={args.threads or len(os.sched_getaffinity(0))}")
     bf16 = not args.no_bf16 and cpu_has_fast_bf16()
-    print(f"{'model':<24}{'frames':>7}{'fp32 f/s':>10}{'ncnn f/s':>10}{'ratio':>8}{'PSNR dB':>9}"
-          + (f"{'bf16 f/s':>10}{'ratio':>8}{'vs fp32 dB':>11}" if bf16 else ""))
+    print(
+        f"{'model':<24}{'frames':>7}{'fp32 f/s':>10}{'ncnn f/s':>10}{'ratio':>8}{'PSNR dB':>9}"
+        + (f"{'bf16 f/s':>10}{'ratio':>8}{'vs fp32 dB':>11}" if bf16 else "")
+    )
     for model in args.models:
         frames = demo_frames(args.frames or DEFAULT_FRAMES.get(model, 1), width, height)
         up = Upscaler(model, device="cpu", threads=args.threads, batch_size=args.batch_size)
@@ -151,10 +153,15 @@ def bench_cpu(args: argparse.Namespace) -> dict[str, object]:
         def cell(key: str, fmt: str, width_: int, row: dict[str, object] = row) -> str:
             return f"{row[key]:>{width_}{fmt}}" if key in row else f"{'-':>{width_}}"
 
-        print(f"{model:<24}{len(frames):>7}{fps:>10.3f}{cell('ncnn_fps', '.3f', 10)}{cell('ratio', '.2f', 7)}x"
-              f"{cell('psnr_vs_ncnn', '.1f', 9)}"
-              + (f"{cell('bf16_fps', '.3f', 10)}{cell('bf16_ratio', '.2f', 7)}x{cell('psnr_bf16_vs_fp32', '.1f', 11)}"
-                 if bf16 else ""))
+        print(
+            f"{model:<24}{len(frames):>7}{fps:>10.3f}{cell('ncnn_fps', '.3f', 10)}{cell('ratio', '.2f', 7)}x"
+            f"{cell('psnr_vs_ncnn', '.1f', 9)}"
+            + (
+                f"{cell('bf16_fps', '.3f', 10)}{cell('bf16_ratio', '.2f', 7)}x{cell('psnr_bf16_vs_fp32', '.1f', 11)}"
+                if bf16
+                else ""
+            )
+        )
         if isinstance(ref, str):
             print(f"  {ref}")
     if not args.no_rss:
@@ -212,11 +219,17 @@ def bench_cuda(args: argparse.Namespace) -> dict[str, object]:
     if not torch.cuda.is_available():
         sys.exit("--device cuda: PyTorch sees no CUDA GPU here (install a CUDA build of torch on a GPU machine)")
     width, height = (int(v) for v in (args.size or "1280x720").split("x"))
-    results: dict[str, object] = {"device": torch.cuda.get_device_name(0), "size": f"{width}x{height}",
-                                  "torch": torch.__version__, "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
-                                  "models": {}}
-    print(f"CUDA ({results['device']}, torch {torch.__version__}), {width}x{height} -> x4; "
-          f"fp32 convs use TF32: {torch.backends.cudnn.allow_tf32}")
+    results: dict[str, object] = {
+        "device": torch.cuda.get_device_name(0),
+        "size": f"{width}x{height}",
+        "torch": torch.__version__,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "models": {},
+    }
+    print(
+        f"CUDA ({results['device']}, torch {torch.__version__}), {width}x{height} -> x4; "
+        f"fp32 convs use TF32: {torch.backends.cudnn.allow_tf32}"
+    )
     print(
         f"{'model':<24}{'frames':>7}{'fp16 f/s':>10}{'fp32 f/s':>10}{'fp16 GiB':>10}{'fp32 GiB':>10}"
         f"{'fp16 vs fp32 dB':>17}"

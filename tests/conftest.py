@@ -56,20 +56,45 @@ def make_clip(clip_dir: Path) -> ClipFactory:
 def clip_with_audio(make_clip: ClipFactory, real_footage: Path) -> Path:
     """1 s of real footage at 96x64, 30000/1001 fps, with a stereo 48 kHz AAC track."""
     return make_clip(
-        "audio.mp4", "-i", str(real_footage), "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-        "-t", "1.001", "-vf", "scale=96:64,fps=30000/1001", "-ac", "2", "-c:v", "libx264", "-crf", "12",
-        "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest",
-    )  # fmt: skip
+        "audio.mp4",
+        "-i",
+        str(real_footage),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        "1.001",
+        "-vf",
+        "scale=96:64,fps=30000/1001",
+        "-ac",
+        "2",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "12",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+    )
 
 
 @pytest.fixture(scope="session")
 def vfr_clip(make_clip: ClipFactory) -> Path:
     """Variable frame rate: 0.5 s at 30 fps, then 0.5 s at 10 fps, timestamps kept (MKV)."""
     return make_clip(
-        "vfr.mkv", "-f", "lavfi", "-i",
+        "vfr.mkv",
+        "-f",
+        "lavfi",
+        "-i",
         "testsrc2=size=64x48:rate=30:duration=0.5[a];testsrc2=size=64x48:rate=10:duration=0.5[b];[a][b]concat=n=2",
-        "-c:v", "libx264", "-fps_mode", "vfr",
-    )  # fmt: skip
+        "-c:v",
+        "libx264",
+        "-fps_mode",
+        "vfr",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -87,10 +112,27 @@ def real_footage(make_clip: ClipFactory) -> Path:
     if not REAL_FOOTAGE.exists():
         pytest.fail(f"{REAL_FOOTAGE} is missing: run scripts/setup.sh --test (installs opencv-doc)")
     return make_clip(
-        "real.mp4", "-i", str(REAL_FOOTAGE), "-f", "lavfi", "-i", "sine=frequency=220:sample_rate=48000",
-        "-t", "2", "-vf", "scale=384:288", "-c:v", "libx264", "-crf", "16", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-shortest",
-    )  # fmt: skip
+        "real.mp4",
+        "-i",
+        str(REAL_FOOTAGE),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=220:sample_rate=48000",
+        "-t",
+        "2",
+        "-vf",
+        "scale=384:288",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "16",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+    )
 
 
 def decode_rgb(path: Path) -> np.ndarray:
@@ -113,14 +155,25 @@ def no_leftovers() -> Callable[[Path], None]:
     return check
 
 
-
-
 def ffmpeg_psnr(reference: Path, distorted: Path) -> float:
     """ffmpeg's average YUV PSNR of ``distorted`` against ``reference`` (same size)."""
     result = subprocess.run(
-        ["ffmpeg", "-nostdin", "-i", str(distorted), "-i", str(reference), "-lavfi", "[0:v][1:v]psnr", "-f", "null",
-         "-"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-i",
+            str(distorted),
+            "-i",
+            str(reference),
+            "-lavfi",
+            "[0:v][1:v]psnr",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     line = next(line for line in result.stderr.splitlines() if "PSNR" in line and "average:" in line)
     return float(line.split("average:")[1].split()[0])

@@ -28,8 +28,17 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def frame_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two consecutive real frames (people walking), 128x96."""
     folder = tmp_path_factory.mktemp("pair")
-    ffmpeg("-i", str(REAL_FOOTAGE), "-vf", "select='between(n,40,41)',scale=128:96", "-fps_mode", "passthrough",
-           "-frames:v", "2", str(folder / "frame_%d.png"))  # fmt: skip
+    ffmpeg(
+        "-i",
+        str(REAL_FOOTAGE),
+        "-vf",
+        "select='between(n,40,41)',scale=128:96",
+        "-fps_mode",
+        "passthrough",
+        "-frames:v",
+        "2",
+        str(folder / "frame_%d.png"),
+    )
     return folder / "frame_1.png", folder / "frame_2.png"
 
 

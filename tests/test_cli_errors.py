@@ -12,9 +12,7 @@ from tests.conftest import ClipFactory
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "silkpurse_cli", *args], capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "silkpurse_cli", *args], capture_output=True, text=True, timeout=120)
 
 
 def assert_clean_failure(result: subprocess.CompletedProcess[str], code: int, message: str, folder: Path) -> None:
@@ -105,6 +103,14 @@ def test_unknown_output_format(clip_with_audio: Path, tmp_path: Path) -> None:
 
 def test_unusable_work_directory(clip_with_audio: Path, tmp_path: Path) -> None:
     (tmp_path / "plain.txt").write_text("x")
-    result = run_cli("enhance", str(clip_with_audio), "-o", str(tmp_path / "out.mp4"), "--scale", "1",
-                     "--work-dir", str(tmp_path / "plain.txt" / "work"))  # fmt: skip
+    result = run_cli(
+        "enhance",
+        str(clip_with_audio),
+        "-o",
+        str(tmp_path / "out.mp4"),
+        "--scale",
+        "1",
+        "--work-dir",
+        str(tmp_path / "plain.txt" / "work"),
+    )
     assert_clean_failure(result, 7, "cannot create work directory", tmp_path)

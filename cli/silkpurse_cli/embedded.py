@@ -123,9 +123,14 @@ class Pipeline:
     """One enhance job: holds the probed input, the engines and the store keys."""
 
     def __init__(
-        self, source: Path, output: Path, options: EnhanceOptions, *, reporter: Reporter | None = None,
+        self,
+        source: Path,
+        output: Path,
+        options: EnhanceOptions,
+        *,
+        reporter: Reporter | None = None,
         settings: Settings | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         from silkpurse_encoder.encode import check_output
 
         options.validate()
@@ -140,7 +145,7 @@ class Pipeline:
         self.batch_size = options.batch_size or self.settings.batch_size
         self.upscaler = self._load_upscaler()
         self.interpolator = self._load_interpolator()
-        self.work_dir = (options.work_dir or self.settings.work_dir)
+        self.work_dir = options.work_dir or self.settings.work_dir
         self.store: BatchStore = LocalStore(self.work_dir)
         self.job = sha256_of(source)[:32]
         self.computed = 0
@@ -158,9 +163,12 @@ class Pipeline:
         from silkpurse_upscaler.engine import Upscaler
 
         return Upscaler(
-            self.options.upscale_model, scale=self.options.scale, device=self._device(), tile=self.options.tile,
+            self.options.upscale_model,
+            scale=self.options.scale,
+            device=self._device(),
+            tile=self.options.tile,
             denoise_strength=self.options.denoise_strength,
-        )  # fmt: skip
+        )
 
     def _load_interpolator(self) -> Interpolator | None:
         if self.out_rate == self.info.rate:
@@ -202,9 +210,14 @@ class Pipeline:
         frames = self._interpolated(frames)
         width, height = self.size_out
         encoder = Encoder(
-            self.output, info, width=width, height=height, rate=self.out_rate,
-            sixteen_bit=info.bit_depth > 8, options=opts.encode_options(),
-        )  # fmt: skip
+            self.output,
+            info,
+            width=width,
+            height=height,
+            rate=self.out_rate,
+            sixteen_bit=info.bit_depth > 8,
+            options=opts.encode_options(),
+        )
         report = encode_batches(self._counted(background(frames, name="compute"), "encode"), self.output, encoder)
         if not opts.keep_work:
             self.store.delete_prefix(self.job)
@@ -212,15 +225,26 @@ class Pipeline:
             self.reporter.note(f"dropped {message}")
         out_info = probe(self.output)
         return EnhanceResult(
-            input=str(self.source), output=str(self.output), frames_in=info.frame_count, frames_out=report.frames,
-            rate_in=_rate(info.rate), rate_out=_rate(self.out_rate), size_in=(info.width, info.height),
-            size_out=self.size_out, duration_in=round(info.duration, 6), duration_out=round(out_info.duration, 6),
-            seconds=round(time.perf_counter() - started, 3), batches_computed=self.computed,
-            batches_resumed=self.resumed, cuts=self.cuts, duplicates=self.duplicates,
-            streams_copied=report.copied_streams, streams_reencoded=report.reencoded_streams,
+            input=str(self.source),
+            output=str(self.output),
+            frames_in=info.frame_count,
+            frames_out=report.frames,
+            rate_in=_rate(info.rate),
+            rate_out=_rate(self.out_rate),
+            size_in=(info.width, info.height),
+            size_out=self.size_out,
+            duration_in=round(info.duration, 6),
+            duration_out=round(out_info.duration, 6),
+            seconds=round(time.perf_counter() - started, 3),
+            batches_computed=self.computed,
+            batches_resumed=self.resumed,
+            cuts=self.cuts,
+            duplicates=self.duplicates,
+            streams_copied=report.copied_streams,
+            streams_reencoded=report.reencoded_streams,
             streams_dropped=report.dropped_streams,
             notes=[f"variable frame rate converted to {_rate(info.rate)} fps"] if info.vfr else [],
-        )  # fmt: skip
+        )
 
     def work_bytes(self) -> int:
         """Bytes of frame batches this job keeps in the work directory until its encode ends."""
@@ -254,9 +278,13 @@ class Pipeline:
         upscaler = self.upscaler
         for batch in batches:
             index = batch.first_index // self.batch_size
-            yield self._cached(keys.batch(index), "upscale", lambda b=batch: FrameBatch(
-                upscaler.upscale(b.frames), b.first_index, b.rate, {**b.meta, "stage": "upscale"}
-            ))  # fmt: skip
+            yield self._cached(
+                keys.batch(index),
+                "upscale",
+                lambda b=batch: FrameBatch(
+                    upscaler.upscale(b.frames), b.first_index, b.rate, {**b.meta, "stage": "upscale"}
+                ),
+            )
 
     def _interpolated(self, batches: Iterator[FrameBatch]) -> Iterator[FrameBatch]:
         if self.interpolator is None:
@@ -281,13 +309,19 @@ class Pipeline:
             threshold = self.options.scene_threshold
             threshold_arg = {} if threshold is None else {"scene_threshold": threshold}
             result = interpolate_batch(
-                batch, next_frame, total_frames=self.info.frame_count, out_rate=self.out_rate,
-                interpolator=interpolator, **threshold_arg,
-            )  # fmt: skip
+                batch,
+                next_frame,
+                total_frames=self.info.frame_count,
+                out_rate=self.out_rate,
+                interpolator=interpolator,
+                **threshold_arg,
+            )
             return FrameBatch(
-                result.batch.frames, result.batch.first_index, result.batch.rate,
+                result.batch.frames,
+                result.batch.first_index,
+                result.batch.rate,
                 {**result.batch.meta, "cuts": result.cuts, "duplicates": result.duplicates},
-            )  # fmt: skip
+            )
 
         out = self._cached(keys.batch(batch.first_index // self.batch_size), "interpolate", compute)
         self.cuts.extend(out.meta.get("cuts", []))
@@ -315,17 +349,28 @@ class Pipeline:
     # -- keys -----------------------------------------------------------------------------------
     def _upscale_keys(self) -> StageKeys:
         assert self.upscaler is not None
-        return job_keys(self.job, "upscale", {
-            "batch_size": self.batch_size, "model": self.upscaler.model_name, "scale": self.options.scale,
-            "tile": self.options.tile, "denoise": self.options.denoise_strength, "device": str(self.upscaler.device),
-        })  # fmt: skip
+        return job_keys(
+            self.job,
+            "upscale",
+            {
+                "batch_size": self.batch_size,
+                "model": self.upscaler.model_name,
+                "scale": self.options.scale,
+                "tile": self.options.tile,
+                "denoise": self.options.denoise_strength,
+                "device": str(self.upscaler.device),
+            },
+        )
 
     def _interpolate_keys(self) -> StageKeys:
         assert self.interpolator is not None
         params = {
-            "model": self.options.interp_model, "rate": _rate(self.out_rate), "rife_scale": self.options.rife_scale,
-            "scene_threshold": self.options.scene_threshold, "device": str(self.interpolator.device),
-        }  # fmt: skip
+            "model": self.options.interp_model,
+            "rate": _rate(self.out_rate),
+            "rife_scale": self.options.rife_scale,
+            "scene_threshold": self.options.scene_threshold,
+            "device": str(self.interpolator.device),
+        }
         if self.upscaler is None:
             return job_keys(self.job, "interpolate", {"batch_size": self.batch_size, **params})
         return self._upscale_keys().then("interpolate", params)

@@ -20,8 +20,13 @@ from upscaler_testing import NcnnReference
 from silkpurse.settings import get_settings
 from silkpurse_upscaler.engine import Upscaler
 
-NCNN_MODEL_INDEX = {"realesr-animevideov3": 2, "realesrgan-x4plus-anime": 3, "realesrgan-x4plus": 4,
-                    "realesr-animevideov3-x2": 0, "realesr-animevideov3-x3": 1}
+NCNN_MODEL_INDEX = {
+    "realesr-animevideov3": 2,
+    "realesrgan-x4plus-anime": 3,
+    "realesrgan-x4plus": 4,
+    "realesr-animevideov3-x2": 0,
+    "realesr-animevideov3-x3": 1,
+}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -41,8 +46,9 @@ def upscaler_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
 
 def _demo_dir() -> Path | None:
     roots = [*site.getsitepackages(), sysconfig.get_paths()["purelib"]]
-    return next((Path(r) / "cli/ECCV2022-RIFE/demo" for r in roots if (Path(r) / "cli/ECCV2022-RIFE/demo").is_dir()),
-                None)
+    return next(
+        (Path(r) / "cli/ECCV2022-RIFE/demo" for r in roots if (Path(r) / "cli/ECCV2022-RIFE/demo").is_dir()), None
+    )
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,14 @@ import pytest
 from silkpurse.errors import ModelError
 from silkpurse.models import REGISTRY, ensure_weights, fetch
 
-NAMES = {"realesr-animevideov3", "realesrgan-x4plus", "realesrgan-x4plus-anime", "realesr-general-x4v3",
-         "realesr-general-wdn-x4v3", "realesrgan-x2plus"}
+NAMES = {
+    "realesr-animevideov3",
+    "realesrgan-x4plus",
+    "realesrgan-x4plus-anime",
+    "realesr-general-x4v3",
+    "realesr-general-wdn-x4v3",
+    "realesrgan-x2plus",
+}
 
 
 def test_every_catalogue_model_is_registered_with_its_official_release() -> None:
@@ -48,8 +54,9 @@ def test_model_without_offline_source_asks_for_a_fetch(private_models_dir: Path)
         ensure_weights(REGISTRY.get("realesrgan-x2plus"))
 
 
-def test_fetch_from_an_unreachable_url_is_a_model_error(private_models_dir: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_from_an_unreachable_url_is_a_model_error(
+    private_models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SILKPURSE_DOWNLOAD_TIMEOUT_S", "5")
     spec = dataclasses.replace(REGISTRY.get("realesrgan-x2plus"), url="http://127.0.0.1:9/")
     with pytest.raises(ModelError, match="could not download realesrgan-x2plus"):

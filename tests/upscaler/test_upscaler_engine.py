@@ -13,8 +13,9 @@ from silkpurse.metrics import psnr
 from silkpurse_upscaler.engine import Upscaler, cpu_has_fast_bf16
 
 
-def test_animevideov3_matches_the_ncnn_reference(anime_upscaler: Upscaler, small_frames: np.ndarray,
-                                                  ncnn_reference: NcnnReference) -> None:
+def test_animevideov3_matches_the_ncnn_reference(
+    anime_upscaler: Upscaler, small_frames: np.ndarray, ncnn_reference: NcnnReference
+) -> None:
     out = anime_upscaler.upscale(small_frames)
     assert out.shape == (2, 256, 384, 3) and out.dtype == np.uint8
     for frame, result in zip(small_frames, out, strict=True):
@@ -62,14 +63,19 @@ def test_uint16_frames_give_the_same_picture_in_16_bits(anime_upscaler: Upscaler
     assert len(np.unique(out16)) > 256  # real 16-bit output, not 8-bit values scaled up
 
 
-def test_rgba_colour_goes_through_the_model_and_alpha_is_interpolated(anime_upscaler: Upscaler,
-                                                                       small_frames: np.ndarray) -> None:
+def test_rgba_colour_goes_through_the_model_and_alpha_is_interpolated(
+    anime_upscaler: Upscaler, small_frames: np.ndarray
+) -> None:
     alpha = np.broadcast_to(np.linspace(0, 255, 96, dtype=np.uint8), (2, 64, 96))[..., None]
     out = anime_upscaler.upscale(np.concatenate((small_frames, alpha), axis=3))
     assert out.shape == (2, 256, 384, 4)
     np.testing.assert_array_equal(out[..., :3], anime_upscaler.upscale(small_frames))
-    expected = F.interpolate(torch.from_numpy(alpha[..., 0].astype(np.float32))[:, None], scale_factor=4,
-                             mode="bicubic").clamp(0, 255).round().numpy()[:, 0]
+    expected = (
+        F.interpolate(torch.from_numpy(alpha[..., 0].astype(np.float32))[:, None], scale_factor=4, mode="bicubic")
+        .clamp(0, 255)
+        .round()
+        .numpy()[:, 0]
+    )
     assert np.abs(out[..., 3].astype(int) - expected).max() <= 1
 
 
@@ -93,8 +99,9 @@ def test_big_frames_are_tiled_automatically_on_cpu(anime_upscaler: Upscaler) -> 
     assert anime_upscaler.plan(1, 1080, 1920).tile >= 64
 
 
-@pytest.mark.parametrize("frames", [np.zeros((64, 64, 3), np.uint8), np.zeros((1, 8, 8, 3), np.float32),
-                                    np.zeros((1, 8, 8, 2), np.uint8)])
+@pytest.mark.parametrize(
+    "frames", [np.zeros((64, 64, 3), np.uint8), np.zeros((1, 8, 8, 3), np.float32), np.zeros((1, 8, 8, 2), np.uint8)]
+)
 def test_malformed_frames_are_an_input_error(anime_upscaler: Upscaler, frames: np.ndarray) -> None:
     with pytest.raises(InputError):
         anime_upscaler.upscale(frames)
@@ -118,9 +125,18 @@ def test_cuda_on_a_cpu_machine_is_a_device_error() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"scale": 8}, {"scale": 0}, {"half": True}, {"precision": "fp16"}, {"half": False, "precision": "fp16"},
-     {"precision": "fp64"}, {"tile": 4}, {"tile_pad": -1},
-     {"denoise_strength": 0.5}, {"batch_size": 0}],
+    [
+        {"scale": 8},
+        {"scale": 0},
+        {"half": True},
+        {"precision": "fp16"},
+        {"half": False, "precision": "fp16"},
+        {"precision": "fp64"},
+        {"tile": 4},
+        {"tile_pad": -1},
+        {"denoise_strength": 0.5},
+        {"batch_size": 0},
+    ],
 )
 def test_impossible_options_are_an_options_error(options: dict[str, object]) -> None:
     with pytest.raises(OptionsError):

@@ -33,8 +33,9 @@ def test_16_bit_png_stays_16_bit(tmp_path: Path, photo_crop: np.ndarray) -> None
     source = tmp_path / "in16.png"
     Image.fromarray(photo_crop).save(tmp_path / "in8.png")
     # ffmpeg writes a true 48-bit RGB PNG (Pillow cannot).
-    subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "in8.png"), "-pix_fmt", "rgb48be", str(source)],
-                   check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(tmp_path / "in8.png"), "-pix_fmt", "rgb48be", str(source)], check=True
+    )
     assert read_image(source).pixels.dtype == np.uint16
     upscale_image(source, tmp_path / "out16.png", device="cpu")
     result = read_image(tmp_path / "out16.png")

@@ -75,11 +75,13 @@ def _read_png16(path: Path, colour_type: int) -> Picture:
     try:
         raw = subprocess.run(cmd, capture_output=True, check=True).stdout
     except FileNotFoundError as err:
-        raise InputError(f"reading the 16-bit PNG {path} needs ffmpeg, which was not found",
-                         "install ffmpeg or set SILKPURSE_FFMPEG") from err
+        raise InputError(
+            f"reading the 16-bit PNG {path} needs ffmpeg, which was not found", "install ffmpeg or set SILKPURSE_FFMPEG"
+        ) from err
     except subprocess.CalledProcessError as err:
-        raise InputError(f"{path} is a corrupt PNG ({err.stderr.decode(errors='replace').strip()[:160]})",
-                         "re-export the image") from err
+        raise InputError(
+            f"{path} is a corrupt PNG ({err.stderr.decode(errors='replace').strip()[:160]})", "re-export the image"
+        ) from err
     expected = width * height * channels * 2
     if len(raw) != expected:
         raise InputError(f"{path} decoded to {len(raw)} bytes, expected {expected}", "re-export the image")
@@ -91,8 +93,9 @@ def output_format(path: Path, picture: Picture) -> str:
     """Pillow's format name for ``path``; checked before any work so a bad name fails fast."""
     fmt = _WRITABLE.get(path.suffix.lower())
     if fmt is None:
-        raise OptionsError(f"cannot write {path.suffix or 'files without a suffix'} images",
-                           "name the output .png, .jpg or .webp")
+        raise OptionsError(
+            f"cannot write {path.suffix or 'files without a suffix'} images", "name the output .png, .jpg or .webp"
+        )
     if fmt == "JPEG" and picture.pixels.shape[2] == 4:
         raise OptionsError("JPEG cannot store the alpha channel of this image", "write the output as .png or .webp")
     return fmt
@@ -129,8 +132,14 @@ def _encode_png16(pixels: np.ndarray) -> bytes:
     rows = pixels.astype(">u2").reshape(height, width * channels).view(np.uint8)
     scanlines = np.concatenate((np.zeros((height, 1), np.uint8), rows), axis=1)  # filter byte 0
     ihdr = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
-    return b"".join((_PNG_SIGNATURE, _chunk(b"IHDR", ihdr), _chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6)),
-                     _chunk(b"IEND", b"")))
+    return b"".join(
+        (
+            _PNG_SIGNATURE,
+            _chunk(b"IHDR", ihdr),
+            _chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6)),
+            _chunk(b"IEND", b""),
+        )
+    )
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:

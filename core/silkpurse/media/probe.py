@@ -181,8 +181,16 @@ def _stream_rate(video: dict[str, Any], times: list[int], time_base: Fraction, v
 
 
 def _snap_rate(rate: Fraction) -> Fraction:
-    standard = [Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
-                Fraction(50), Fraction(60000, 1001), Fraction(60)]  # fmt: skip
+    standard = [
+        Fraction(24000, 1001),
+        Fraction(24),
+        Fraction(25),
+        Fraction(30000, 1001),
+        Fraction(30),
+        Fraction(50),
+        Fraction(60000, 1001),
+        Fraction(60),
+    ]
     nearest = min(standard, key=lambda s: abs(s - rate))
     return nearest if abs(nearest - rate) / rate < Fraction(1, 200) else rate.limit_denominator(1001)
 

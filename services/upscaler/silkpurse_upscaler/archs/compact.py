@@ -71,9 +71,7 @@ def detect(state: StateDict) -> bool:
 
 
 def load(state: StateDict) -> ModelDescriptor:
-    convs = sorted(
-        int(m.group(1)) for k, v in state.items() if (m := _BODY_WEIGHT.match(k)) and v.ndim == 4
-    )
+    convs = sorted(int(m.group(1)) for k, v in state.items() if (m := _BODY_WEIGHT.match(k)) and v.ndim == 4)
     if len(convs) < 2 or convs != list(range(0, 2 * len(convs) - 1, 2)):
         raise ModelError(
             f"checkpoint looks like {FAMILY} but its conv layers are not body.0, body.2, ... ({len(convs)} found)",
@@ -91,8 +89,9 @@ def load(state: StateDict) -> ModelDescriptor:
     # Only PReLU has parameters; the released models all use it. Without them we assume
     # leaky ReLU (the other option of the original code that people train with).
     act_type = "prelu" if "body.1.weight" in state else "leakyrelu"
-    network = SRVGGNetCompact(num_in_ch=in_ch, num_out_ch=out_ch, num_feat=num_feat, num_conv=len(convs) - 2,
-                              upscale=scale, act_type=act_type)
+    network = SRVGGNetCompact(
+        num_in_ch=in_ch, num_out_ch=out_ch, num_feat=num_feat, num_conv=len(convs) - 2, upscale=scale, act_type=act_type
+    )
     hyper = {"num_feat": num_feat, "num_conv": len(convs) - 2, "upscale": scale, "act_type": act_type}
     load_weights(network, state, FAMILY)
     return ModelDescriptor(

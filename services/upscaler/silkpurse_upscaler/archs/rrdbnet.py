@@ -100,8 +100,15 @@ class RRDBNet(nn.Module):
 
 
 _BLOCK = re.compile(r"^body\.(\d+)\.rdb1\.conv1\.weight$")
-_KEYS = ("conv_first.weight", "body.0.rdb1.conv1.weight", "conv_body.weight", "conv_up1.weight",
-         "conv_up2.weight", "conv_hr.weight", "conv_last.weight")
+_KEYS = (
+    "conv_first.weight",
+    "body.0.rdb1.conv1.weight",
+    "conv_body.weight",
+    "conv_up1.weight",
+    "conv_up2.weight",
+    "conv_hr.weight",
+    "conv_last.weight",
+)
 
 
 def detect(state: StateDict) -> bool:
