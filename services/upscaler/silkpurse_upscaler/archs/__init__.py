@@ -1,31 +1,16 @@
-"""Architectures the upscaler can run, recognised from a checkpoint's keys (spandrel style).
+"""Architectures the upscaler can run, registered with the one registry of :mod:`silkpurse.nn.architecture`.
 
-Add a family by writing a module with ``detect``/``load`` and listing it in ``ARCHITECTURES``.
+Each family module (``compact.py``, ``rrdbnet.py``) provides an ``ARCHITECTURE`` whose ``detect``
+recognises a checkpoint by its keys and whose ``load`` infers its hyper-parameters from shapes
+(spandrel style). Add a family by writing such a module and registering it here. Load any
+upscaler checkpoint with ``silkpurse.nn.architecture.load_model(state, kind="upscale")``.
 """
 
 from __future__ import annotations
 
-from silkpurse.errors import ModelError
+from silkpurse.nn.architecture import register
 from silkpurse_upscaler.archs import compact, rrdbnet
-from silkpurse_upscaler.archs.base import Architecture, ModelDescriptor, StateDict
 
-ARCHITECTURES: tuple[Architecture, ...] = (rrdbnet.ARCHITECTURE, compact.ARCHITECTURE)
+ARCHITECTURES = (register(rrdbnet.ARCHITECTURE), register(compact.ARCHITECTURE))
 
-
-def detect_architecture(state: StateDict) -> Architecture:
-    for arch in ARCHITECTURES:
-        if arch.detect(state):
-            return arch
-    sample = ", ".join(list(state)[:4])
-    raise ModelError(
-        f"unknown checkpoint: its keys ({sample}{', ...' if len(state) > 4 else ''}) match no supported architecture",
-        f"use a Real-ESRGAN checkpoint of a supported family ({', '.join(a.name for a in ARCHITECTURES)})",
-    )
-
-
-def load_descriptor(state: StateDict) -> ModelDescriptor:
-    """Recognise the family of ``state``, infer its hyper-parameters and load it."""
-    return detect_architecture(state).load(state)
-
-
-__all__ = ["ARCHITECTURES", "Architecture", "ModelDescriptor", "detect_architecture", "load_descriptor"]
+__all__ = ["ARCHITECTURES"]

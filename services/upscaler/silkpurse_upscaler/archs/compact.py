@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from silkpurse.errors import ModelError
-from silkpurse_upscaler.archs.base import Architecture, ModelDescriptor, StateDict, has_all, load_weights
+from silkpurse.nn.architecture import Architecture, KeyCondition, ModelDescriptor, StateDict, load_weights
 
 FAMILY = "SRVGGNetCompact"
 
@@ -63,8 +63,11 @@ class SRVGGNetCompact(nn.Module):
 _BODY_WEIGHT = re.compile(r"^body\.(\d+)\.weight$")
 
 
+_HAS_BODY = KeyCondition.has_all("body.0.weight", "body.0.bias")
+
+
 def detect(state: StateDict) -> bool:
-    if not has_all(state, "body.0.weight", "body.0.bias"):
+    if not _HAS_BODY(state):
         return False
     # Every key must be a body parameter: that rules out other families that also have a body.
     return all(re.fullmatch(r"body\.\d+\.(weight|bias)", k) for k in state)
@@ -97,12 +100,14 @@ def load(state: StateDict) -> ModelDescriptor:
     return ModelDescriptor(
         network=network,
         family=FAMILY,
+        kind="upscale",
         scale=scale,
         in_channels=in_ch,
         out_channels=out_ch,
         supports_half=True,
         supports_bf16=True,
         size_multiple=1,
+        tiling="supported",
         tile_pad=10,  # Real-ESRGAN's default; tiles then match the whole frame at ~60 dB
         # conv input + output + activation output at num_feat channels, then the shuffle
         # branch at out_ch * scale^2; doubled for allocator slack and conv workspaces.
@@ -111,4 +116,4 @@ def load(state: StateDict) -> ModelDescriptor:
     )
 
 
-ARCHITECTURE = Architecture(name=FAMILY, detect=detect, load=load)
+ARCHITECTURE = Architecture(name=FAMILY, kind="upscale", detect=detect, load=load)

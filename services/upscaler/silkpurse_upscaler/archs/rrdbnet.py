@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from silkpurse.errors import ModelError
-from silkpurse_upscaler.archs.base import Architecture, ModelDescriptor, StateDict, has_all, load_weights
+from silkpurse.nn.architecture import Architecture, KeyCondition, ModelDescriptor, StateDict, load_weights
 
 FAMILY = "RRDBNet"
 
@@ -100,7 +100,7 @@ class RRDBNet(nn.Module):
 
 
 _BLOCK = re.compile(r"^body\.(\d+)\.rdb1\.conv1\.weight$")
-_KEYS = (
+detect = KeyCondition.has_all(
     "conv_first.weight",
     "body.0.rdb1.conv1.weight",
     "conv_body.weight",
@@ -109,10 +109,6 @@ _KEYS = (
     "conv_hr.weight",
     "conv_last.weight",
 )
-
-
-def detect(state: StateDict) -> bool:
-    return has_all(state, *_KEYS)
 
 
 def load(state: StateDict) -> ModelDescriptor:
@@ -144,12 +140,14 @@ def load(state: StateDict) -> ModelDescriptor:
     return ModelDescriptor(
         network=network,
         family=FAMILY,
+        kind="upscale",
         scale=scale,
         in_channels=out_ch,
         out_channels=out_ch,
         supports_half=True,
         supports_bf16=True,
         size_multiple=up,
+        tiling="supported",
         bytes_per_pixel=int(4 * 2 * per_px),
         # The deep trunk sees far: with 10 px of context tiles differed from the whole frame
         # by 39.7 dB on a real photo (6 blocks), with 16 px by 44.5 dB.
@@ -158,4 +156,4 @@ def load(state: StateDict) -> ModelDescriptor:
     )
 
 
-ARCHITECTURE = Architecture(name=FAMILY, detect=detect, load=load)
+ARCHITECTURE = Architecture(name=FAMILY, kind="upscale", detect=detect, load=load)
