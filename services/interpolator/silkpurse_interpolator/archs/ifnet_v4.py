@@ -26,9 +26,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from silkpurse.errors import ModelError
+from silkpurse.nn.architecture import Architecture, KeyCondition, ModelDescriptor, StateDict, load_weights
 from silkpurse_interpolator.archs.warp import warp
 
-DETECT_KEYS = (
+FAMILY = "IFNet-v4"
+
+#: Recognises the 4.x family (4.6-style and 4.2x-style alike): residual stacks with learned gains.
+detect = KeyCondition.has_all(
     "block0.conv0.0.0.weight",
     "block0.convblock.0.conv.weight",
     "block0.convblock.0.beta",
@@ -174,7 +179,7 @@ class IFNetV4(nn.Module):
         return warped0 * weight + warped1 * (1 - weight)
 
 
-def config_from_state(state: dict[str, torch.Tensor]) -> V4Config:
+def config_from_state(state: StateDict) -> V4Config:
     """Read the hyper-parameters from tensor shapes (spandrel style)."""
     widths: list[int] = []
     while f"block{len(widths)}.conv0.1.0.weight" in state:
@@ -200,10 +205,46 @@ def config_from_state(state: dict[str, torch.Tensor]) -> V4Config:
     return config
 
 
-def build(state: dict[str, torch.Tensor]) -> tuple[IFNetV4, dict[str, torch.Tensor]]:
+def build(state: StateDict) -> tuple[IFNetV4, dict[str, torch.Tensor]]:
     config = config_from_state(state)
     model = IFNetV4(config)
     keep = {f"block{i}" for i in range(len(config.widths))} | ({"encode"} if config.encoder else set())
     # Teacher and time-calibration modules only serve training.
     used = {k: v for k, v in state.items() if k.split(".")[0] in keep}
     return model, used
+
+
+def load(state: StateDict) -> ModelDescriptor:
+    try:
+        model, used = build(state)
+    except (ValueError, KeyError) as err:
+        raise ModelError(
+            f"checkpoint looks like {FAMILY} but does not fit its architecture ({err})",
+            "use an official Practical-RIFE 4.6 or 4.2x flownet.pkl",
+        ) from err
+    load_weights(model, used, FAMILY)
+    config = model.config
+    return ModelDescriptor(
+        network=model,
+        family=FAMILY,
+        kind="interpolate",
+        scale=1,
+        in_channels=3,
+        out_channels=3,
+        supports_half=True,
+        supports_bf16=False,  # not validated; the engine offers fp32 and fp16 only
+        # Upstream pads to 32 (64 for 5-block models): the coarsest block needs 4 * 2**(blocks-1).
+        size_multiple=max(32, 4 * 2 ** (len(config.widths) - 1)),
+        tiling="discouraged",  # motion crosses tile borders: flow needs the whole frame
+        supports_timestep=True,
+        version=config.version,
+        hyperparameters={
+            "widths": list(config.widths),
+            "depth": config.depth,
+            "block_out": config.block_out,
+            "encoder": list(config.encoder) if config.encoder else None,
+        },
+    )
+
+
+ARCHITECTURE = Architecture(name=FAMILY, kind="interpolate", detect=detect, load=load)
