@@ -23,3 +23,11 @@ def test_half_precision_matches_fp32(rife_root: Path) -> None:
     full = Interpolator("rife-hdv3", device="cuda", half=False).interpolate(first, second, [0.5] * 3)
     half = Interpolator("rife-hdv3", device="cuda", half=True).interpolate(first, second, [0.5] * 3)
     assert psnr(half, full) >= 40
+
+
+def test_identity_depends_on_precision_not_on_the_device_string() -> None:
+    half = Interpolator("rife-hdv3", device="cuda", half=True)
+    assert half.identity() == Interpolator("rife-hdv3", device="cuda:0", half=True).identity()
+    assert half.identity()["precision"] == "fp16"
+    assert Interpolator("rife-hdv3", device="cuda", half=False).identity()["precision"] == "fp32"
+    assert half.warm_up((256, 448)) > 0

@@ -28,3 +28,11 @@ def test_tiled_matches_whole_frame_on_cuda(photos: dict[str, np.ndarray]) -> Non
     whole = Upscaler("realesr-animevideov3", device="cuda", tile=0).upscale(frames)
     tiled = Upscaler("realesr-animevideov3", device="cuda", tile=128).upscale(frames)
     assert psnr(tiled, whole) >= 40
+
+
+def test_identity_depends_on_precision_not_on_the_device_string() -> None:
+    fp16 = Upscaler("realesr-animevideov3", device="cuda", precision="fp16")
+    assert fp16.identity() == Upscaler("realesr-animevideov3", device="cuda:0", precision="fp16").identity()
+    fp32 = Upscaler("realesr-animevideov3", device="cuda", precision="fp32").identity()
+    assert fp16.identity()["precision"] == "fp16" and fp32["precision"] == "fp32"
+    assert fp16.warm_up((256, 448)) > 0
