@@ -141,16 +141,16 @@ class ArchitectureRegistry:
                 return arch
         other = next((a for a in self.all() if a.detect(state)), None)
         sample = ", ".join(list(state)[:4]) + (", ..." if len(state) > 4 else "")
-        what = f"a {other.name} checkpoint ({other.kind} model), not {_article(kind)} model" if other else None
+        what = (
+            f"its keys are those of {other.name}, an {other.kind} model"
+            if other
+            else f"its keys ({sample}) match no known architecture"
+        )
         families = ", ".join(a.name for a in self.all(kind)) or "none installed"
         raise ModelError(
-            f"unknown checkpoint: {what or f'its keys ({sample}) match no known architecture'}",
+            f"unknown checkpoint: {what}",
             f"use a checkpoint of a known {kind + ' ' if kind else ''}family ({families})",
         )
-
-
-def _article(kind: ModelKind | None) -> str:
-    return {"upscale": "an upscale", "interpolate": "an interpolate"}.get(kind or "", "a known")
 
 
 ARCHITECTURES = ArchitectureRegistry()
