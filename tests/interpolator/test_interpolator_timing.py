@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import pytest
 
+from silkpurse import timeline
 from silkpurse.errors import OptionsError
 from silkpurse_interpolator import timing
 from silkpurse_interpolator.timing import Source
@@ -17,9 +18,9 @@ NTSC_FILM = Fraction(24000, 1001)
 def test_multiplier_gives_m_times_n_frames_and_holds_the_last(multiplier: int) -> None:
     n = 10
     r_in = Fraction(25)
-    r_out = timing.output_rate(r_in, multiplier=multiplier)
+    r_out = timeline.output_rate(r_in, multiplier=multiplier)
     assert r_out == 25 * multiplier
-    assert timing.output_count(n, r_in, r_out) == multiplier * n
+    assert timeline.output_count(n, r_in, r_out) == multiplier * n
     plan = timing.plan_batch(0, n, n, r_in, r_out)
     assert [p.kind for p in plan[:multiplier]] == [Source.COPY] + [Source.BLEND] * (multiplier - 1)
     assert [p.t for p in plan[1:multiplier]] == [Fraction(k, multiplier) for k in range(1, multiplier)]
@@ -30,10 +31,10 @@ def test_multiplier_gives_m_times_n_frames_and_holds_the_last(multiplier: int) -
 
 def test_ntsc_film_to_60_fps_count_and_positions() -> None:
     n = 1001
-    r_out = timing.output_rate(NTSC_FILM, fps="60")
+    r_out = timeline.output_rate(NTSC_FILM, fps="60")
     assert r_out == 60
     # 1001 frames at 24000/1001 fps last 1001 * 1001 / 24000 s = 2505.0025 output frames -> 2506.
-    assert timing.output_count(n, NTSC_FILM, r_out) == 2506
+    assert timeline.output_count(n, NTSC_FILM, r_out) == 2506
     plan = timing.plan_batch(0, n, n, NTSC_FILM, r_out)
     assert len(plan) == 2506
     # Output j sits at input position j * 400 / 1001.
@@ -45,16 +46,18 @@ def test_ntsc_film_to_60_fps_count_and_positions() -> None:
 
 
 def test_fps_accepts_exact_fractions_and_rejects_nonsense() -> None:
-    assert timing.output_rate(25, fps=Fraction(60000, 1001)) == Fraction(60000, 1001)
-    assert timing.output_rate(25, fps="30000/1001") == Fraction(30000, 1001)
+    assert timeline.output_rate(25, fps=Fraction(60000, 1001)) == Fraction(60000, 1001)
+    assert timeline.output_rate(25, fps="30000/1001") == Fraction(30000, 1001)
     with pytest.raises(OptionsError):
-        timing.output_rate(25, fps=0)
+        timeline.output_rate(25, fps=0)
     with pytest.raises(OptionsError):
-        timing.output_rate(25, fps="fast")
+        timeline.output_rate(25, fps="fast")
     with pytest.raises(OptionsError):
-        timing.output_rate(25, multiplier=0)
+        timeline.output_rate(25, multiplier=0)
     with pytest.raises(OptionsError):
-        timing.output_rate(25, multiplier=2, fps=60)
+        timeline.output_rate(25, multiplier=2, fps=60)
+    with pytest.raises(OptionsError, match="below the input"):
+        timeline.output_rate(30, fps=24)
 
 
 @pytest.mark.parametrize(
@@ -75,8 +78,8 @@ def test_batches_cover_every_output_exactly_once(r_in: Fraction, r_out: Fraction
         for p in timing.plan_batch(first, end, n, r_in, r_out):
             assert first <= p.source < end  # an output belongs to the batch holding floor(p)
             owned.append(p.index)
-        assert timing.needs_next_frame(end, n) == (end < n)
-    assert owned == list(range(timing.output_count(n, r_in, r_out)))
+        assert timeline.needs_next_frame(end, n) == (end < n)
+    assert owned == list(range(timeline.output_count(n, r_in, r_out)))
 
 
 def test_slowdown_plan_skips_frames_without_blending_past_the_end() -> None:

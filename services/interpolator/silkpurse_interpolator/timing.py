@@ -1,9 +1,9 @@
-"""The rate plan: which output frame comes from which input frames, and in which batch.
+"""Which input frames each output frame of a batch comes from, and how.
 
-Pure arithmetic on exact fractions (no floats, no torch), so every worker computes the
-same plan from the same numbers.
-
-Rules (input: ``n_in`` frames at constant rate ``r_in``; output rate ``r_out``):
+The rate rule itself (output count, which outputs an input range owns) is the core's
+:mod:`silkpurse.timeline`, shared with the job plan; this module adds the per-frame decision
+the interpolator needs. Rules (input: ``n_in`` frames at constant rate ``r_in``; output
+rate ``r_out``):
 
 * output frame ``j`` is shown at ``j / r_out``; its source position is
   ``p = j * r_in / r_out`` input frames; ``i = floor(p)``, ``t = p - i``;
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
 
-from silkpurse.errors import OptionsError
+from silkpurse.timeline import outputs_of, source_position
 
 
 class Source(Enum):
@@ -48,50 +48,6 @@ class OutputFrame:
     kind: Source
 
 
-def _as_fraction(value: Fraction | int | float | str, what: str) -> Fraction:
-    try:
-        frac = Fraction(value) if not isinstance(value, float) else Fraction(value).limit_denominator(1_000_000)
-    except (ValueError, ZeroDivisionError, TypeError) as err:
-        raise OptionsError(f"{what} {value!r} is not a number", "give e.g. 60, 59.94 or 60000/1001") from err
-    if frac <= 0:
-        raise OptionsError(f"{what} must be positive, got {value}", "give a positive frame rate")
-    return frac
-
-
-def output_rate(
-    in_rate: Fraction | int,
-    *,
-    multiplier: int | None = None,
-    fps: Fraction | int | float | str | None = None,
-) -> Fraction:
-    """``--interpolate M`` gives ``M * in_rate``; ``--fps R`` gives ``R`` exactly (e.g. "60000/1001")."""
-    r_in = _as_fraction(in_rate, "input frame rate")
-    if (multiplier is None) == (fps is None):
-        raise OptionsError(
-            "give exactly one of an interpolation multiplier and an output frame rate",
-            "use either --interpolate M or --fps R",
-        )
-    if multiplier is not None:
-        if isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier < 1:
-            raise OptionsError(
-                f"interpolation multiplier must be a whole number >= 1, got {multiplier!r}", "use e.g. --interpolate 2"
-            )
-        return r_in * multiplier
-    return _as_fraction(fps, "output frame rate")  # type: ignore[arg-type]
-
-
-def output_count(n_in: int, in_rate: Fraction, out_rate: Fraction) -> int:
-    """``ceil(n_in * r_out / r_in)``: output duration equals input duration."""
-    if n_in < 0:
-        raise ValueError("n_in must be >= 0")
-    return math.ceil(Fraction(n_in) * Fraction(out_rate) / Fraction(in_rate))
-
-
-def source_position(j: int, in_rate: Fraction, out_rate: Fraction) -> Fraction:
-    """Where output frame ``j`` falls on the input timeline, in input frames."""
-    return Fraction(j) * Fraction(in_rate) / Fraction(out_rate)
-
-
 def plan_frame(j: int, n_in: int, in_rate: Fraction, out_rate: Fraction) -> OutputFrame:
     p = source_position(j, in_rate, out_rate)
     i = math.floor(p)
@@ -107,25 +63,5 @@ def plan_frame(j: int, n_in: int, in_rate: Fraction, out_rate: Fraction) -> Outp
     return OutputFrame(index=j, source=i, t=t, kind=kind)
 
 
-def first_output_of(input_index: int, in_rate: Fraction, out_rate: Fraction) -> int:
-    """The first output ``j`` whose source position is at or after ``input_index``."""
-    return math.ceil(Fraction(input_index) * Fraction(out_rate) / Fraction(in_rate))
-
-
-def batch_outputs(first: int, end: int, n_in: int, in_rate: Fraction, out_rate: Fraction) -> range:
-    """Outputs produced by the input batch ``[first, end)``."""
-    if not 0 <= first <= end <= n_in:
-        raise ValueError(f"batch [{first}, {end}) is not inside the {n_in} input frames")
-    n_out = output_count(n_in, in_rate, out_rate)
-    start = min(first_output_of(first, in_rate, out_rate), n_out)
-    stop = min(first_output_of(end, in_rate, out_rate), n_out)
-    return range(start, stop)
-
-
 def plan_batch(first: int, end: int, n_in: int, in_rate: Fraction, out_rate: Fraction) -> list[OutputFrame]:
-    return [plan_frame(j, n_in, in_rate, out_rate) for j in batch_outputs(first, end, n_in, in_rate, out_rate)]
-
-
-def needs_next_frame(end: int, n_in: int) -> bool:
-    """A batch ending before the last input frame needs the next batch's first frame."""
-    return end < n_in
+    return [plan_frame(j, n_in, in_rate, out_rate) for j in outputs_of(first, end, n_in, in_rate, out_rate)]
