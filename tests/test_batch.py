@@ -39,13 +39,26 @@ def test_truncated_batch_is_detected() -> None:
         FrameBatch.from_bytes(data[:5])
 
 
-def test_foreign_bytes_and_newer_versions_are_refused() -> None:
+def test_foreign_bytes_and_other_formats_are_refused() -> None:
     with pytest.raises(StoreError, match="not a silkpurse frame batch"):
         FrameBatch.from_bytes(b"PNG\x00" + bytes(64))
-    data = bytearray(make_batch().to_bytes())
-    data[4] = 9
-    with pytest.raises(StoreError, match="format version 9"):
-        FrameBatch.from_bytes(bytes(data))
+    data = make_batch().to_bytes().replace(b"silkpurse-batch/2", b"silkpurse-batch/9")
+    with pytest.raises(StoreError, match="silkpurse-batch/9"):
+        FrameBatch.from_bytes(data)
+
+
+def test_a_batch_is_bound_to_its_key() -> None:
+    data = make_batch().to_bytes(key="job/c00000/upscale-ab/f00000008.safetensors")
+    assert FrameBatch.from_bytes(data, key="job/c00000/upscale-ab/f00000008.safetensors").first_index == 12
+    with pytest.raises(StoreError, match="written for key"):
+        FrameBatch.from_bytes(data, key="job/c00000/upscale-ab/f00000016.safetensors")
+
+
+def test_batches_are_standard_safetensors_files() -> None:
+    from safetensors.numpy import load
+
+    batch = make_batch(np.uint16)
+    assert np.array_equal(load(batch.to_bytes())["frames"], batch.frames)
 
 
 def test_invalid_frames_are_rejected() -> None:

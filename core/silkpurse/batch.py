@@ -2,16 +2,16 @@
 
 A batch is a run of consecutive frames of one stream at one stage, plus everything needed to
 use it without other context: pixel shape and dtype, the index of its first frame, the
-stream's constant frame rate (so each frame's timestamp is ``index / rate``) and free-form
-metadata (colour facts, the producing stage's parameters).
+stream's constant frame rate (so each frame's timestamp is ``index / rate``), the store key it
+was written for, and metadata.
 
-Wire format (version 1), little-endian::
-
-    b"SPFB" | u16 version | u32 header length | header (UTF-8 JSON) | frame bytes
-
-The header holds ``shape``, ``dtype``, ``first_index``, ``rate`` ("num/den"), ``meta`` and
-``crc32`` of the frame bytes. Frames are raw and uncompressed: lossless, and cheap to encode
-and decode (see ``bench/bench_batch.py``); CRC-32 catches truncation and corruption in a store.
+Wire format: a standard **safetensors** file (any safetensors reader in Python, Rust, C++ or JS
+opens it) holding one tensor ``frames`` (``U8`` or ``U16``, ``N x H x W x C``) and string
+metadata: ``silkpurse`` (a JSON header: format, first index, rate, key, meta) and ``crc32`` of
+the frame bytes. Frames are raw: on these machines compression costs more time than the bytes
+it saves (``bench/bench_payload.py``, docs/architecture.md). The CRC catches truncation and
+corruption, which safetensors itself does not check; the key binds a batch to the place it was
+written for, so a batch copied or swapped under another key is refused, not used.
 """
 
 from __future__ import annotations
@@ -27,10 +27,14 @@ import numpy as np
 
 from silkpurse.errors import StoreError
 
-MAGIC = b"SPFB"
-VERSION = 1
-_PREFIX = struct.Struct("<4sHI")
-_DTYPES = {"uint8": np.uint8, "uint16": np.uint16}
+FORMAT = "silkpurse-batch/2"
+KEY_SUFFIX = ".safetensors"
+_LENGTH = struct.Struct("<Q")
+_TENSOR = "frames"
+_DTYPES = {"uint8": (np.uint8, "U8"), "uint16": (np.uint16, "U16")}
+_FROM_SAFETENSORS = {code: np.dtype(dtype) for dtype, code in _DTYPES.values()}
+#: Headers are a few hundred bytes; a huge declared length means garbage, not a batch.
+_MAX_HEADER = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -67,46 +71,69 @@ class FrameBatch:
         """Presentation time in seconds of the frame with stream index ``i``."""
         return Fraction(i) / self.rate
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, key: str | None = None) -> bytes:
+        """The batch as a safetensors file; ``key`` is the store key it is written under."""
+        from safetensors.numpy import save
+
         frames = np.ascontiguousarray(self.frames)
-        payload = frames.data.cast("B")
-        header = json.dumps(
-            {
-                "shape": list(frames.shape),
-                "dtype": frames.dtype.name,
-                "first_index": self.first_index,
-                "rate": f"{self.rate.numerator}/{self.rate.denominator}",
-                "meta": self.meta,
-                "crc32": zlib.crc32(payload),
-            },
-            separators=(",", ":"),
-        ).encode()
-        return b"".join((_PREFIX.pack(MAGIC, VERSION, len(header)), header, payload))
+        header = {
+            "format": FORMAT,
+            "first_index": self.first_index,
+            "rate": f"{self.rate.numerator}/{self.rate.denominator}",
+            "key": key,
+            "meta": self.meta,
+        }
+        metadata = {"silkpurse": json.dumps(header, separators=(",", ":")), "crc32": str(zlib.crc32(frames.data))}
+        return save({_TENSOR: frames}, metadata=metadata)
 
     @classmethod
-    def from_bytes(cls, data: bytes | bytearray | memoryview, *, what: str = "batch") -> FrameBatch:
-        """Decode and verify a batch; ``what`` names it in errors (e.g. its store key)."""
+    def from_bytes(
+        cls, data: bytes | bytearray | memoryview, *, what: str = "batch", key: str | None = None
+    ) -> FrameBatch:
+        """Decode and verify a batch without copying its frames; ``what`` names it in errors,
+        ``key`` (when given) must be the key it was written for."""
         view = memoryview(data)
-        if len(view) < _PREFIX.size:
-            raise StoreError(f"{what} is truncated ({len(view)} bytes)", "delete it so it is recomputed")
-        magic, version, header_len = _PREFIX.unpack_from(view)
-        if magic != MAGIC:
-            raise StoreError(f"{what} is not a silkpurse frame batch", "check the key or delete the object")
-        if version != VERSION:
-            raise StoreError(
-                f"{what} has format version {version}, this silkpurse reads {VERSION}",
-                "use the silkpurse release that wrote it, or recompute the batch",
-            )
+        header, payload = _split(view, what)
         try:
-            header = json.loads(bytes(view[_PREFIX.size : _PREFIX.size + header_len]))
-            shape = tuple(int(n) for n in header["shape"])
-            dtype = np.dtype(_DTYPES[header["dtype"]])
-            num, den = (int(x) for x in header["rate"].split("/"))
-        except (ValueError, KeyError, TypeError) as err:
-            raise StoreError(f"{what} has a corrupt header ({err})", "delete it so it is recomputed") from err
-        payload = view[_PREFIX.size + header_len :]
-        expected = int(np.prod(shape)) * dtype.itemsize
-        if len(payload) != expected or zlib.crc32(payload) != header["crc32"]:
+            info = json.loads(header["__metadata__"]["silkpurse"])
+            crc = int(header["__metadata__"]["crc32"])
+            tensor = header[_TENSOR]
+            dtype = _FROM_SAFETENSORS[tensor["dtype"]]
+            shape = tuple(int(n) for n in tensor["shape"])
+            start, end = (int(n) for n in tensor["data_offsets"])
+            num, den = (int(x) for x in info["rate"].split("/"))
+            first_index = int(info["first_index"])
+            fmt = info["format"]
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise StoreError(f"{what} has a corrupt header ({err!r})", "delete it so it is recomputed") from None
+        if fmt != FORMAT:
+            raise StoreError(f"{what} has format {fmt!r}, this silkpurse reads {FORMAT}", "recompute the batch")
+        if key is not None and info.get("key") != key:
+            raise StoreError(
+                f"{what} was written for key {info.get('key')!r}, not for this one", "delete it so it is recomputed"
+            )
+        frame_bytes = payload[start:end] if 0 <= start <= end <= len(payload) else memoryview(b"")
+        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize if shape else -1
+        if len(frame_bytes) != expected or end != len(payload) or zlib.crc32(frame_bytes) != crc:
             raise StoreError(f"{what} is truncated or corrupt (checksum mismatch)", "delete it so it is recomputed")
-        frames = np.frombuffer(payload, dtype=dtype).reshape(shape)
-        return cls(frames=frames, first_index=int(header["first_index"]), rate=Fraction(num, den), meta=header["meta"])
+        try:
+            frames = np.frombuffer(frame_bytes, dtype=dtype).reshape(shape)
+            return cls(frames=frames, first_index=first_index, rate=Fraction(num, den), meta=dict(info["meta"]))
+        except (ValueError, TypeError, ZeroDivisionError) as err:
+            raise StoreError(f"{what} has a corrupt header ({err})", "delete it so it is recomputed") from None
+
+
+def _split(view: memoryview, what: str) -> tuple[dict[str, Any], memoryview]:
+    """A safetensors file's JSON header and its data section."""
+    if len(view) < _LENGTH.size:
+        raise StoreError(f"{what} is truncated ({len(view)} bytes)", "delete it so it is recomputed")
+    (length,) = _LENGTH.unpack_from(view)
+    if length > _MAX_HEADER or _LENGTH.size + length > len(view):
+        raise StoreError(f"{what} is not a silkpurse frame batch, or is truncated", "check the key or delete it")
+    try:
+        header = json.loads(bytes(view[_LENGTH.size : _LENGTH.size + length]))
+    except (ValueError, UnicodeDecodeError):
+        raise StoreError(f"{what} is not a silkpurse frame batch", "check the key or delete the object") from None
+    if not isinstance(header, dict) or "silkpurse" not in (header.get("__metadata__") or {}):
+        raise StoreError(f"{what} is not a silkpurse frame batch", "check the key or delete the object")
+    return header, view[_LENGTH.size + length :]

@@ -13,6 +13,9 @@ class SilkpurseError(Exception):
     """Base of all expected errors. ``str(err)`` is the one-line message shown to users."""
 
     exit_code = 1
+    retryable = False
+    """True for transient failures (a store that is down or timed out): the same call may
+    succeed later or on another replica. Everything else fails the same way every time."""
 
     def __init__(self, what: str, fix: str | None = None) -> None:
         self.what = what.rstrip(".")
@@ -59,6 +62,12 @@ class StoreError(SilkpurseError):
     """The batch store is unreachable, or holds a missing or corrupt batch."""
 
     exit_code = 7
+
+
+class StoreUnavailableError(StoreError):
+    """The store did not answer (down, unreachable, timed out): worth retrying."""
+
+    retryable = True
 
 
 class MediaError(SilkpurseError):

@@ -1,67 +1,40 @@
-"""Batch stores: where frame batches live between stages, under deterministic keys.
+"""Batch stores: where frame batches and segments live between stages, under the job plan's keys.
 
-A key names what a batch *is*, so the same work always lands on the same key and finished
-work is found again after an interruption::
+A key names what an object *is* (see :mod:`silkpurse.plan`), so the same work always lands on
+the same key and finished work is found again after an interruption, by any runner. Keys are
+validated before any store touches them: relative, no ``..``, no hidden or empty segments.
+:class:`LocalStore` is the embedded mode's store (a work directory); the services use the
+same interface over S3/MinIO.
 
-    <input sha256[:32]>/<stage>-<parameters digest>/<batch index:06d>.spfb
-
-The parameters digest chains the upstream stage's digest, so changing an upscaler option
-also invalidates the interpolated batches built on it. :class:`LocalStore` is the embedded
-mode's store; the services use the same interface over S3/MinIO.
+Errors: a missing or corrupt object is a :class:`StoreError` (permanent: recompute it); a
+store that does not answer is a :class:`StoreUnavailableError` (retryable).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import logging
 import re
 import shutil
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from silkpurse.batch import FrameBatch
-from silkpurse.errors import StoreError
+from silkpurse.errors import StoreError, StoreUnavailableError
 from silkpurse.files import write_atomically
 
+log = logging.getLogger(__name__)
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._=-]{0,127}){0,7}$")
 
 
 def validate_key(key: str) -> str:
     """Accept only plain relative keys: no empty, ``.``/``..`` or hidden segments."""
-    if not _KEY.fullmatch(key) or any(part in (".", "..") for part in key.split("/")):
+    if not isinstance(key, str) or not _KEY.fullmatch(key) or any(part in (".", "..") for part in key.split("/")):
         raise StoreError(f"invalid batch key {key!r}", "keys are relative paths of letters, digits and ._=-")
     return key
 
 
-def digest(params: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class StageKeys:
-    prefix: str
-    params_digest: str
-
-    def batch(self, index: int) -> str:
-        return validate_key(f"{self.prefix}/{index:06d}.spfb")
-
-    def then(self, stage: str, params: Mapping[str, Any]) -> StageKeys:
-        """Keys of a stage that consumes this one's batches."""
-        job = self.prefix.split("/", 1)[0]
-        chained = digest({"upstream": self.params_digest, **params})
-        return StageKeys(f"{job}/{stage}-{chained}", chained)
-
-
-def job_keys(input_digest: str, stage: str, params: Mapping[str, Any]) -> StageKeys:
-    params_digest = digest(params)
-    return StageKeys(validate_key(f"{input_digest}/{stage}-{params_digest}"), params_digest)
-
-
 class BatchStore(ABC):
-    """Bytes under keys; batches are encoded and verified on the way in and out."""
+    """Bytes and files under keys; batches are encoded, bound to their key and verified."""
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None: ...
@@ -73,17 +46,26 @@ class BatchStore(ABC):
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
-    def delete_prefix(self, prefix: str) -> None: ...
+    def delete_prefix(self, prefix: str) -> None:
+        """Remove every object under ``prefix/`` (a whole path segment, never a partial name)."""
+
+    @abstractmethod
+    def upload(self, key: str, path: Path) -> None:
+        """Store the file at ``path`` under ``key`` (segments: large, written by ffmpeg)."""
+
+    @abstractmethod
+    def download(self, key: str, path: Path) -> None:
+        """Write the object under ``key`` to ``path``."""
 
     def put_batch(self, key: str, batch: FrameBatch) -> None:
-        self.put(key, batch.to_bytes())
+        self.put(key, batch.to_bytes(key=validate_key(key)))
 
     def get_batch(self, key: str) -> FrameBatch:
-        return FrameBatch.from_bytes(self.get(key), what=f"batch {key}")
+        return FrameBatch.from_bytes(self.get(key), what=f"batch {key}", key=key)
 
 
 class LocalStore(BatchStore):
-    """Batches as files under a directory; each write is atomic (temp file, then rename)."""
+    """Objects as files under a directory; each write is atomic (temp file, then rename)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -94,25 +76,52 @@ class LocalStore(BatchStore):
                 f"cannot create work directory {root} ({err.strerror})", "set --work-dir or SILKPURSE_WORK_DIR"
             ) from None
 
-    def _path(self, key: str) -> Path:
+    def path(self, key: str) -> Path:
         return self.root / validate_key(key)
 
     def put(self, key: str, data: bytes) -> None:
-        try:
-            write_atomically(self._path(key), lambda tmp: tmp.write_bytes(data))
-        except OSError as err:
-            raise StoreError(
-                f"cannot write batch {key} ({err.strerror})", "free disk space or choose another work dir"
-            ) from None
+        self._write(key, lambda tmp: tmp.write_bytes(data))
 
     def get(self, key: str) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            return self.path(key).read_bytes()
         except FileNotFoundError:
-            raise StoreError(f"batch {key} is not in the store", "run the producing stage first") from None
+            raise StoreError(f"{key} is not in the store", "run the producing stage first") from None
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        return self.path(key).is_file()
 
     def delete_prefix(self, prefix: str) -> None:
-        shutil.rmtree(self._path(prefix), ignore_errors=True)
+        shutil.rmtree(self.path(prefix), ignore_errors=True)
+
+    def upload(self, key: str, path: Path) -> None:
+        self._write(key, lambda tmp: shutil.copyfile(path, tmp))
+
+    def download(self, key: str, path: Path) -> None:
+        try:
+            shutil.copyfile(self.path(key), path)
+        except FileNotFoundError:
+            raise StoreError(f"{key} is not in the store", "run the producing stage first") from None
+
+    def _write(self, key: str, write: object) -> None:
+        try:
+            write_atomically(self.path(key), write)  # type: ignore[arg-type]
+        except OSError as err:
+            raise StoreError(
+                f"cannot write {key} to {self.root} ({err.strerror})", "free disk space or choose another --work-dir"
+            ) from None
+
+
+def finished_batch(store: BatchStore, key: str) -> FrameBatch | None:
+    """The batch a previous run finished under ``key``, or ``None`` when it must be computed:
+    absent, or present but corrupt or written for another key (then it is recomputed, with a
+    warning, rather than failing the job). A store that does not answer still raises."""
+    if not store.exists(key):
+        return None
+    try:
+        return store.get_batch(key)
+    except StoreUnavailableError:
+        raise
+    except StoreError as err:
+        log.warning("recomputing %s: %s", key, err)
+        return None
