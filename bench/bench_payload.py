@@ -55,8 +55,21 @@ META = {"first_index": 0, "rate": "10/1", "meta": {"stage": "bench", "colour": "
 
 def decode_source(path: Path, frames: int, *, upscale: bool, pix_fmt: str) -> np.ndarray:
     vf = ["-vf", "scale=iw*2:ih*2:flags=bicubic"] if upscale else []
-    cmd = [FFMPEG, "-v", "error", "-i", str(path), "-frames:v", str(frames), *vf,
-           "-f", "rawvideo", "-pix_fmt", pix_fmt, "-"]  # fmt: skip
+    cmd = [
+        FFMPEG,
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-frames:v",
+        str(frames),
+        *vf,
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        pix_fmt,
+        "-",
+    ]
     out = subprocess.run(cmd, check=True, capture_output=True).stdout
     w, h = (1536, 1152) if upscale else (768, 576)
     dtype = np.uint16 if pix_fmt == "rgb48le" else np.uint8
@@ -70,8 +83,9 @@ _PREFIX = struct.Struct("<4sHI")
 
 
 def _header(frames: np.ndarray, **extra: object) -> bytes:
-    return json.dumps({"shape": list(frames.shape), "dtype": frames.dtype.name, **META, **extra},
-                      separators=(",", ":")).encode()  # fmt: skip
+    return json.dumps(
+        {"shape": list(frames.shape), "dtype": frames.dtype.name, **META, **extra}, separators=(",", ":")
+    ).encode()
 
 
 def _parse(data: bytes) -> tuple[dict, memoryview]:
@@ -142,10 +156,14 @@ def _ident_back(a: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> np.nd
     return a.view(dtype).reshape(shape)
 
 
-def byte_codec(compress: Callable[[memoryview], bytes], decompress: Callable[[memoryview], bytes],
-               layout: str = "interleaved") -> tuple[Callable, Callable]:  # fmt: skip
-    fwd, back = {"interleaved": (_ident, _ident_back), "planar": (to_planar, from_planar),
-                 "delta": (delta_w, undelta_w)}[layout]  # fmt: skip
+def byte_codec(
+    compress: Callable[[memoryview], bytes], decompress: Callable[[memoryview], bytes], layout: str = "interleaved"
+) -> tuple[Callable, Callable]:
+    fwd, back = {
+        "interleaved": (_ident, _ident_back),
+        "planar": (to_planar, from_planar),
+        "delta": (delta_w, undelta_w),
+    }[layout]
 
     def enc(frames: np.ndarray) -> bytes:
         body = compress(fwd(frames).data.cast("B"))
@@ -168,8 +186,7 @@ def zstd_codec(level: int, threads: int = 0, layout: str = "interleaved") -> tup
 
 
 def lz4_codec() -> tuple[Callable, Callable]:
-    return byte_codec(lambda b: lz4frame.compress(b, content_checksum=True, store_size=True),
-                      lz4frame.decompress)  # fmt: skip
+    return byte_codec(lambda b: lz4frame.compress(b, content_checksum=True, store_size=True), lz4frame.decompress)
 
 
 # ffmpeg-pipe codecs (FFV1, PNG); process start-up is part of the cost -----------
@@ -189,11 +206,35 @@ def ffmpeg_codec(kind: str) -> tuple[Callable, Callable]:
         wide = frames.dtype == np.uint16
         src = ["-f", "rawvideo", "-pix_fmt", "rgb48le" if wide else "rgb24", "-s", f"{w}x{h}", "-r", "10", "-i", "-"]
         if kind == "ffv1":
-            codec = ["-c:v", "ffv1", "-level", "3", "-slices", "4", "-slicecrc", "1", "-g", "1",
-                     "-pix_fmt", "rgb48le" if wide else "bgr0", "-f", "nut", "-"]  # fmt: skip
+            codec = [
+                "-c:v",
+                "ffv1",
+                "-level",
+                "3",
+                "-slices",
+                "4",
+                "-slicecrc",
+                "1",
+                "-g",
+                "1",
+                "-pix_fmt",
+                "rgb48le" if wide else "bgr0",
+                "-f",
+                "nut",
+                "-",
+            ]
         else:  # png, zlib level 6 (ffmpeg default), adaptive filter like libpng
-            codec = ["-c:v", "png", "-pred", "mixed", "-pix_fmt", "rgb48be" if wide else "rgb24",
-                     "-f", "image2pipe", "-"]  # fmt: skip
+            codec = [
+                "-c:v",
+                "png",
+                "-pred",
+                "mixed",
+                "-pix_fmt",
+                "rgb48be" if wide else "rgb24",
+                "-f",
+                "image2pipe",
+                "-",
+            ]
         body = _ffmpeg([*src, *codec], np.ascontiguousarray(frames).data.cast("B"))
         header = _header(frames, codec=kind)
         return b"".join((_PREFIX.pack(b"SPFB", 3, len(header)), header, body))
@@ -203,8 +244,22 @@ def ffmpeg_codec(kind: str) -> tuple[Callable, Callable]:
         wide = header["dtype"] == "uint16"
         demux = ["-f", "nut"] if kind == "ffv1" else ["-f", "png_pipe"]
         # ffv1 is told to fail on a bad slice CRC; png's chunk CRCs are checked by the decoder
-        out = _ffmpeg(["-xerror", *demux, "-err_detect", "crccheck+explode", "-i", "-", "-f", "rawvideo",
-                       "-pix_fmt", "rgb48le" if wide else "rgb24", "-"], body)  # fmt: skip
+        out = _ffmpeg(
+            [
+                "-xerror",
+                *demux,
+                "-err_detect",
+                "crccheck+explode",
+                "-i",
+                "-",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb48le" if wide else "rgb24",
+                "-",
+            ],
+            body,
+        )
         return np.frombuffer(out, dtype=header["dtype"]).reshape(header["shape"])  # raises if frames missing
 
     return enc, dec
@@ -295,8 +350,9 @@ def candidates(wide: bool) -> list[Candidate]:
     out.append(Candidate("npy + crc32 trailer", "crc32", npy_crc_encode, npy_crc_decode))
     if st_numpy is not None:
         out.append(Candidate("safetensors", "NONE", lambda f: st_encode(f, False), lambda d: st_decode(d, False)))
-        out.append(Candidate("safetensors + crc32 meta", "crc32", lambda f: st_encode(f, True),
-                             lambda d: st_decode(d, True)))  # fmt: skip
+        out.append(
+            Candidate("safetensors + crc32 meta", "crc32", lambda f: st_encode(f, True), lambda d: st_decode(d, True))
+        )
     return out
 
 
@@ -325,10 +381,14 @@ def detects_flip(cand: Candidate, data: bytes, frames: np.ndarray) -> str:
 
 def run_set(title: str, frames: np.ndarray, args: argparse.Namespace) -> None:
     raw_mb = frames.nbytes / 1e6
-    print(f"\n== {title}: {frames.shape} {frames.dtype}, {raw_mb:.1f} MB raw; "
-          f"e2e = enc + size/{args.put_mbps:g} MB/s PUT + size/{args.get_mbps:g} MB/s GET + dec")  # fmt: skip
-    print(f"{'candidate':<26} {'check':<9} {'ratio':>6} {'enc MB/s':>9} {'dec MB/s':>9} "
-          f"{'enc/raw':>8} {'dec/raw':>8} {'e2e ms':>7} {'e2e/raw':>8} {'flip':>6}")  # fmt: skip
+    print(
+        f"\n== {title}: {frames.shape} {frames.dtype}, {raw_mb:.1f} MB raw; "
+        f"e2e = enc + size/{args.put_mbps:g} MB/s PUT + size/{args.get_mbps:g} MB/s GET + dec"
+    )
+    print(
+        f"{'candidate':<26} {'check':<9} {'ratio':>6} {'enc MB/s':>9} {'dec MB/s':>9} "
+        f"{'enc/raw':>8} {'dec/raw':>8} {'e2e ms':>7} {'e2e/raw':>8} {'flip':>6}"
+    )
     base: tuple[float, float, float] | None = None
     for cand in candidates(frames.dtype == np.uint16):
         data = cand.encode(frames)
@@ -344,9 +404,11 @@ def run_set(title: str, frames: np.ndarray, args: argparse.Namespace) -> None:
         e2e = t_enc + size_mb / args.put_mbps + size_mb / args.get_mbps + t_dec
         if base is None:
             base = (t_enc, t_dec, e2e)
-        print(f"{cand.name:<26} {cand.check:<9} {len(data) / frames.nbytes:6.3f} {raw_mb / t_enc:9.0f} "
-              f"{raw_mb / t_dec:9.0f} {base[0] / t_enc:8.2f} {base[1] / t_dec:8.2f} {e2e * 1e3:7.0f} "
-              f"{e2e / base[2]:8.2f} {flip:>6}")  # fmt: skip
+        print(
+            f"{cand.name:<26} {cand.check:<9} {len(data) / frames.nbytes:6.3f} {raw_mb / t_enc:9.0f} "
+            f"{raw_mb / t_dec:9.0f} {base[0] / t_enc:8.2f} {base[1] / t_dec:8.2f} {e2e * 1e3:7.0f} "
+            f"{e2e / base[2]:8.2f} {flip:>6}"
+        )
         sys.stdout.flush()
 
 
@@ -363,8 +425,10 @@ def main() -> None:
     args = parser.parse_args()
     if not args.source.exists():
         sys.exit(f"{args.source} missing: apt-get install -y opencv-doc (or pass --source)")
-    print(f"numpy {np.__version__}, zstandard {getattr(zstandard, '__version__', 'missing')}, "
-          f"lz4 {'ok' if lz4frame else 'missing'}, safetensors {'ok' if st_numpy else 'missing'}")  # fmt: skip
+    print(
+        f"numpy {np.__version__}, zstandard {getattr(zstandard, '__version__', 'missing')}, "
+        f"lz4 {'ok' if lz4frame else 'missing'}, safetensors {'ok' if st_numpy else 'missing'}"
+    )
     sets = {
         "native": ("native 8-bit", dict(upscale=False, pix_fmt="rgb24")),
         "upscaled": ("upscaled x2 bicubic 8-bit", dict(upscale=True, pix_fmt="rgb24")),

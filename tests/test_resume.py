@@ -1,8 +1,10 @@
-"""An interrupted enhance resumes from the batches it finished."""
+"""An interrupted enhance resumes from the segments and batches it finished, and jobs keep
+their work apart."""
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,8 +13,9 @@ import pytest
 from tests.conftest import decode_rgb
 
 from silkpurse.errors import StoreError
+from silkpurse.plan import JobOptions
 from silkpurse.progress import SilentReporter
-from silkpurse_cli.embedded import EnhanceOptions, Pipeline
+from silkpurse_cli.embedded import Pipeline, RunOptions
 
 
 class InterruptAfter(SilentReporter):
@@ -28,42 +31,84 @@ class InterruptAfter(SilentReporter):
                 raise KeyboardInterrupt
 
 
+JOB = JobOptions(scale=2, interpolate=2, batch_size=4, chunk_frames=12)
+
+
 @pytest.fixture
-def options(tmp_path: Path) -> EnhanceOptions:
-    return EnhanceOptions(scale=2, interpolate=2, batch_size=8, work_dir=tmp_path / "work", device="cpu")
+def run(tmp_path: Path) -> RunOptions:
+    return RunOptions(work_dir=tmp_path / "work", device="cpu")
 
 
-def test_resume_skips_finished_batches(clip_with_audio: Path, tmp_path: Path, options: EnhanceOptions) -> None:
+def test_resume_recomputes_no_finished_segment_or_batch(clip_with_audio: Path, tmp_path: Path, run: RunOptions) -> None:
     output = tmp_path / "out.mp4"
+    # 30 frames in chunks of 12, 12 and 6; stop in the second chunk's interpolation.
     with pytest.raises(KeyboardInterrupt):
-        Pipeline(clip_with_audio, output, options, reporter=InterruptAfter("interpolate", 2)).run()
+        Pipeline(clip_with_audio, output, JOB, run, reporter=InterruptAfter("interpolate", 5)).run()
     assert not output.exists()
     assert not list(tmp_path.glob(".out.partial*"))
+    finished = len(list((tmp_path / "work").rglob("*.safetensors")))
+    assert finished >= 3  # the second chunk's finished batches (the first chunk's were dropped with its segment)
 
-    resumed = Pipeline(clip_with_audio, output, options).run()
-    assert resumed.batches_resumed >= 3  # at least 2 interpolated + their upscaled inputs
+    resumed = Pipeline(clip_with_audio, output, JOB, run).run()
+    assert resumed.segments_resumed == 1 and resumed.segments_computed == 2
+    assert resumed.batches_resumed == finished  # every finished batch reused, none recomputed
     assert resumed.frames_out == 60
-    assert not list((tmp_path / "work").rglob("*.spfb"))  # removed after success
+    assert not list((tmp_path / "work").rglob("*.safetensors"))  # removed after success
 
-    fresh = Pipeline(clip_with_audio, tmp_path / "fresh.mp4", options).run()
-    assert fresh.batches_resumed == 0
+    fresh = Pipeline(clip_with_audio, tmp_path / "fresh.mp4", JOB, run).run()
+    assert fresh.batches_resumed == fresh.segments_resumed == 0
+    first_chunk_batches = len([s for s in fresh_steps(tmp_path, clip_with_audio, run) if s.startswith("c00000/")])
+    assert resumed.batches_computed + resumed.batches_resumed + first_chunk_batches == fresh.batches_computed
     assert np.array_equal(decode_rgb(output), decode_rgb(tmp_path / "fresh.mp4"))
 
 
-def test_keep_work_keeps_the_batches(clip_with_audio: Path, tmp_path: Path, options: EnhanceOptions) -> None:
-    keep = EnhanceOptions(**{**options.__dict__, "keep_work": True, "scale": 1})
-    Pipeline(clip_with_audio, tmp_path / "out.mp4", keep).run()
-    assert list((tmp_path / "work").rglob("*.spfb"))
-    again = Pipeline(clip_with_audio, tmp_path / "again.mp4", keep).run()
-    assert again.batches_computed == 0 and again.batches_resumed == 4
+def fresh_steps(tmp_path: Path, source: Path, run: RunOptions) -> list[str]:
+    """Ids of the batch-level steps (one stored batch each) of the test job's plan."""
+    plan = Pipeline(source, tmp_path / "plan.mp4", JOB, run).plan
+    chunk0 = plan.chunks[0]
+    return [f"c00000/extract/{b.name}" for b in chunk0.batches] + [
+        s.id for s in plan.steps if s.stage in ("upscale", "interpolate") and s.chunk == 0
+    ]
 
 
-def test_a_job_that_cannot_fit_the_work_disk_fails_before_any_work(
-    clip_with_audio: Path, tmp_path: Path, options: EnhanceOptions, monkeypatch: pytest.MonkeyPatch
+def test_keep_work_keeps_the_segments_and_batches(clip_with_audio: Path, tmp_path: Path, run: RunOptions) -> None:
+    keep = replace(run, keep_work=True)
+    job = replace(JOB, scale=1)
+    Pipeline(clip_with_audio, tmp_path / "out.mp4", job, keep).run()
+    assert list((tmp_path / "work").rglob("*.safetensors"))
+    again = Pipeline(clip_with_audio, tmp_path / "again.mp4", job, keep).run()
+    assert again.segments_resumed == 3 and again.segments_computed == again.batches_computed == 0
+
+
+def test_two_jobs_on_one_input_keep_separate_work(clip_with_audio: Path, tmp_path: Path, run: RunOptions) -> None:
+    keep = replace(run, keep_work=True)
+    first = Pipeline(clip_with_audio, tmp_path / "a.mp4", replace(JOB, scale=1, crf=30), keep)
+    second = Pipeline(clip_with_audio, tmp_path / "b.mp4", replace(JOB, scale=1, crf=20), keep)
+    assert first.plan.job != second.plan.job
+    first.run()
+    second.run()
+    work = tmp_path / "work"
+    assert (work / first.plan.job).is_dir() and (work / second.plan.job).is_dir()
+    # Finishing a job without --keep-work removes its own work only.
+    Pipeline(clip_with_audio, tmp_path / "c.mp4", replace(JOB, scale=1, crf=30), run).run()
+    assert not (work / first.plan.job).exists() and (work / second.plan.job).is_dir()
+
+
+def test_a_job_whose_chunks_cannot_fit_the_work_disk_fails_before_any_work(
+    clip_with_audio: Path, tmp_path: Path, run: RunOptions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pipeline = Pipeline(clip_with_audio, tmp_path / "out.mp4", options)
-    assert pipeline.work_bytes() == (30 + 60) * 192 * 128 * 3  # upscaled inputs + interpolated outputs
+    pipeline = Pipeline(clip_with_audio, tmp_path / "out.mp4", JOB, run)
+    # A chunk of 12 frames (+1 overlap) at 96x64, upscaled to 192x128, and its 24 interpolated outputs.
+    assert pipeline.plan.work_bytes_per_chunk == 13 * 96 * 64 * 3 + 13 * 192 * 128 * 3 + 24 * 192 * 128 * 3
     monkeypatch.setattr(shutil, "disk_usage", lambda _path: SimpleNamespace(total=10**9, used=10**9, free=1000))
     with pytest.raises(StoreError, match="only 0.0 GB are free"):
         pipeline.run()
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out.partial*"))
+
+
+def test_the_same_job_twice_at_once_is_refused(clip_with_audio: Path, tmp_path: Path, run: RunOptions) -> None:
+    from silkpurse_cli.embedded import _job_lock
+
+    pipeline = Pipeline(clip_with_audio, tmp_path / "out.mp4", replace(JOB, scale=1), run)
+    with _job_lock(run.work_dir, pipeline.plan.job), pytest.raises(StoreError, match="another silkpurse run"):  # type: ignore[arg-type]
+        pipeline.run()

@@ -1,4 +1,4 @@
-"""Extract -> encode round trips through frame batches (`--scale 1 --interpolate 1`)."""
+"""Extract -> encode round trips through frame batches, segments and the join (`--scale 1 --interpolate 1`)."""
 
 from __future__ import annotations
 
@@ -10,25 +10,18 @@ import pytest
 from tests.conftest import ClipFactory, decode_rgb, ffmpeg_psnr, psnr
 
 from silkpurse.batch import FrameBatch
+from silkpurse.media.codecs import EncodeOptions
 from silkpurse.media.probe import VideoInfo, probe
-from silkpurse_encoder.encode import EncodeOptions, Encoder, encode_batches
+from silkpurse.plan import JobOptions
+from silkpurse_cli.embedded import Pipeline, RunOptions
+from silkpurse_encoder.encode import SegmentWriter, write_segment
 from silkpurse_extractor.extract import extract_batches
 
 
 def transcode(source: Path, output: Path, batch_size: int = 7, **options: object) -> VideoInfo:
-    info = probe(source)
-    batches = list(extract_batches(info, batch_size))
-    sixteen = batches[0].frames.dtype == np.uint16
-    encoder = Encoder(
-        output,
-        info,
-        width=info.width,
-        height=info.height,
-        rate=info.rate,
-        sixteen_bit=sixteen,
-        options=EncodeOptions(**options),
-    )  # type: ignore[arg-type]
-    encode_batches(iter(batches), output, encoder)
+    """The product's own path at --scale 1 --interpolate 1: plan, extract, encode segments, join."""
+    job = JobOptions(scale=1, interpolate=1, batch_size=batch_size, **options)  # type: ignore[arg-type]
+    Pipeline(source, output, job, RunOptions(work_dir=output.parent / "work")).run()
     return probe(output)
 
 
@@ -148,19 +141,24 @@ def test_subtitles_are_carried_and_converted_for_mp4(make_clip: ClipFactory, tmp
     assert [a.codec for a in as_mp4.audio] == ["aac"]  # MP4 cannot hold PCM: re-encoded
 
 
-def test_failed_encode_leaves_no_output(clip_with_audio: Path, tmp_path: Path) -> None:
+def test_failed_encode_leaves_no_segment(clip_with_audio: Path, tmp_path: Path) -> None:
     info = probe(clip_with_audio)
-    output = tmp_path / "out.mp4"
 
     def failing() -> Iterator[FrameBatch]:
         yield from extract_batches(info, 4)
         raise RuntimeError("stage crashed")
 
-    encoder = Encoder(
-        output, info, width=info.width, height=info.height, rate=info.rate, sixteen_bit=False, options=EncodeOptions()
+    writer = SegmentWriter(
+        tmp_path / "segment.mp4",
+        info,
+        width=info.width,
+        height=info.height,
+        rate=info.rate,
+        sixteen_bit=False,
+        options=EncodeOptions(),
     )
     with pytest.raises(RuntimeError):
-        encode_batches(failing(), output, encoder)
+        write_segment(failing(), writer)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -109,27 +109,35 @@ def _image_done(output: Path, facts: dict[str, Any], options: dict[str, Any]) ->
         _stderr.print(f"[green]done:[/] {output} ({width}x{height})", soft_wrap=True)
 
 
-# Options shared by the video commands.
-def _common(func: Any) -> Any:
-    for option in reversed(
-        [
-            click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output file."),
-            click.option("--codec", default="h264", show_default=True, help="h264, h265 or av1."),
-            click.option("--crf", type=int, help="Quality (lower is better; default 18 h264, 20 h265, 30 av1)."),
-            click.option("--preset", help="Encoder preset (x264/x265 names; 0-13 for av1)."),
-            click.option("--10bit/--8bit", "ten_bit", default=None, help="Output bit depth [default: as the source]."),
-            click.option("--batch-size", type=int, help="Frames per batch [default: 8, SILKPURSE_BATCH_SIZE]."),
-            click.option(
-                "--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Compute device [default: auto]."
-            ),
-            click.option("--keep-work", is_flag=True, help="Keep the work directory of batches after success."),
-            click.option("--work-dir", type=click.Path(path_type=Path), help="Where batches are kept between stages."),
-            click.option("--quiet", "-q", is_flag=True, help="No progress output."),
-            click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout."),
-        ]
-    ):
+# Options shared by the video commands (and, but for the output, by `plan`).
+_JOB_OPTIONS = [
+    click.option("--codec", default="h264", show_default=True, help="h264, h265 or av1."),
+    click.option("--crf", type=int, help="Quality (lower is better; default 18 h264, 20 h265, 30 av1)."),
+    click.option("--preset", help="Encoder preset (x264/x265 names; 0-13 for av1)."),
+    click.option("--10bit/--8bit", "ten_bit", default=None, help="Output bit depth [default: as the source]."),
+    click.option("--batch-size", type=int, help="Frames per batch [default: 8, SILKPURSE_BATCH_SIZE]."),
+    click.option(
+        "--chunk-frames",
+        type=int,
+        help="Input frames per chunk at most; the work directory holds about two chunks [default: 300].",
+    ),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Compute device [default: auto]."),
+    click.option("--keep-work", is_flag=True, help="Keep the work directory of batches after success."),
+    click.option("--work-dir", type=click.Path(path_type=Path), help="Where batches are kept between stages."),
+    click.option("--quiet", "-q", is_flag=True, help="No progress output."),
+    click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout."),
+]
+_OUTPUT = click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output file.")
+
+
+def _job_options(func: Any) -> Any:
+    for option in reversed(_JOB_OPTIONS):
         func = option(func)
     return func
+
+
+def _common(func: Any) -> Any:
+    return _OUTPUT(_job_options(func))
 
 
 def _upscale_options(func: Any) -> Any:
@@ -146,12 +154,25 @@ def _interp_options(func: Any) -> Any:
     return func
 
 
-def _run_enhance(source: Path, output: Path, quiet: bool, as_json: bool, **options: Any) -> None:
-    from silkpurse_cli.embedded import EnhanceOptions, Pipeline
+def _split_options(options: dict[str, Any]) -> tuple[Any, Any]:
+    """CLI keyword options -> the job's options (what the output is) and the run's (where it runs)."""
+    from silkpurse.plan import JobOptions
+    from silkpurse.settings import get_settings
+    from silkpurse_cli.embedded import RunOptions
 
-    opts = EnhanceOptions(**{k: v for k, v in options.items() if v is not None})
+    run_fields = {"device", "keep_work", "work_dir"}
+    given = {k: v for k, v in options.items() if v is not None}
+    given.setdefault("batch_size", get_settings().batch_size)
+    job = JobOptions(**{k: v for k, v in given.items() if k not in run_fields})
+    return job, RunOptions(**{k: v for k, v in given.items() if k in run_fields})
+
+
+def _run_enhance(source: Path, output: Path, quiet: bool, as_json: bool, **options: Any) -> None:
+    from silkpurse_cli.embedded import Pipeline
+
+    job, run = _split_options(options)
     with _progress(quiet or as_json and not sys.stderr.isatty()) as progress:
-        result = Pipeline(source, output, opts, reporter=RichReporter(progress)).run()
+        result = Pipeline(source, output, job, run, reporter=RichReporter(progress)).run()
     _print_result(result.to_json(), as_json, quiet)
 
 
@@ -193,6 +214,42 @@ def probe(input: Path) -> None:
     from silkpurse.media.probe import probe as probe_video
 
     click.echo(json.dumps(probe_video(input).to_json(), indent=2))
+
+
+@cli.command("plan")
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("--scale", type=int, default=2, show_default=True, help="Upscale factor: 1 (off), 2, 3 or 4.")
+@click.option("--upscale-model", default=None, help="Upscaler name or weights path [default: realesr-animevideov3].")
+@click.option("--interpolate", type=int, default=None, help="Frame-rate multiplier (1 = off) [default: 2].")
+@click.option("--fps", callback=_parse_rate, help="Target frame rate instead of a multiplier.")
+@click.option("--interp-model", default=None, help="Interpolation model name or path [default: rife-hdv3].")
+@_upscale_options
+@_interp_options
+@_job_options
+def plan_command(input: Path, interpolate: int | None, fps: Fraction | None, **kwargs: Any) -> None:
+    """Show the job plan of an enhance (chunks, batches, steps and store keys) without running it.
+
+    Builds the plan from the probed input and the weights' checksums; no model is loaded. The
+    precision is the one the engines choose on --device (fp16 on CUDA, fp32 on the CPU)."""
+    from silkpurse_cli.planning import plan_for
+
+    quiet, as_json = kwargs.pop("quiet"), kwargs.pop("as_json")
+    job, run = _split_options({**kwargs, "interpolate": interpolate or (1 if fps is not None else 2), "fps": fps})
+    plan = plan_for(input, job, run.device or "auto")
+    if as_json:
+        click.echo(json.dumps(plan.to_json(), indent=1))
+    elif not quiet:
+        _stderr.print(_plan_summary(plan), soft_wrap=True)
+
+
+def _plan_summary(plan: Any) -> str:
+    stages = ", ".join(f"{name} {params.digest}" for name, params in plan.stages.items())
+    return (
+        f"job {plan.job}: {plan.frames_in} -> {plan.frames_out} frames, {plan.size_in[0]}x{plan.size_in[1]} -> "
+        f"{plan.size_out[0]}x{plan.size_out[1]}, {len(plan.chunks)} chunks, {len(plan.steps)} steps; "
+        f"stages: {stages}; up to {2 * plan.work_bytes_per_chunk / 1e9:.2f} GB of batches at a time "
+        "(--json for every step and key)"
+    )
 
 
 @cli.command()

@@ -1,98 +1,62 @@
-"""The embedded pipeline: extract -> upscale -> interpolate -> encode in one process.
+"""The embedded runner: a whole job in one process, walking the job plan over a local store.
 
-It reads top to bottom like the service flow will: each stage turns frame batches into frame
-batches, and every batch a model produced is kept in a :class:`~silkpurse.store.BatchStore`
-under a deterministic key. Running the same command again after an interruption reuses every
-finished batch; the work directory is removed after success unless ``keep_work``.
+It reads top to bottom: probe the input, load the engines the options need (a bad model or
+device fails before any decoding), build the :class:`~silkpurse.plan.JobPlan` from the engines'
+identities, then for each chunk: extract -> upscale -> interpolate -> encode a segment, and
+finally join the segments with the source's audio, subtitles and metadata. Every step is a
+stage's own entry point (``silkpurse_<stage>.stage``), the very functions the services wrap.
 
-Threads overlap the parts: ffmpeg decoding, model inference (PyTorch releases the GIL) and
-ffmpeg encoding each run in their own thread, joined by short queues.
+Three threads overlap the work: ffmpeg decoding (a chunk ahead at most), model inference
+(PyTorch releases the GIL) and ffmpeg encoding. A chunk's batches are deleted once its segment
+is stored, so the work directory holds about two chunks' batches whatever the video's length.
+Running the same command again after an interruption reuses every finished segment and batch.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from silkpurse import tasks
 from silkpurse.batch import FrameBatch
 from silkpurse.concurrency import background
-from silkpurse.errors import OptionsError, StoreError
+from silkpurse.errors import StoreError
 from silkpurse.files import sha256_of
 from silkpurse.media.probe import VideoInfo, probe
+from silkpurse.plan import Chunk, JobOptions, JobPlan, ModelRef, build_plan, stages_needed
 from silkpurse.progress import Reporter, SilentReporter
 from silkpurse.settings import Settings, get_settings
-from silkpurse.store import BatchStore, LocalStore, StageKeys, job_keys
+from silkpurse.store import LocalStore
+from silkpurse_encoder.encode import check_output
+from silkpurse_encoder.stage import encode_segment, join_segments, segment_done
+from silkpurse_extractor.stage import extract_stream
 
 if TYPE_CHECKING:
     from silkpurse_interpolator.engine import Interpolator
     from silkpurse_upscaler.engine import Upscaler
 
-DEFAULT_UPSCALE_MODEL = "realesr-animevideov3"
-DEFAULT_INTERP_MODEL = "rife-hdv3"
-
 
 @dataclass(frozen=True)
-class EnhanceOptions:
-    scale: int = 2
-    upscale_model: str = DEFAULT_UPSCALE_MODEL
-    tile: int | None = None
-    denoise_strength: float | None = None
-    interpolate: int = 2
-    fps: Fraction | None = None
-    interp_model: str = DEFAULT_INTERP_MODEL
-    rife_scale: float = 1.0
-    scene_threshold: float | None = None
-    codec: str = "h264"
-    crf: int | None = None
-    preset: str | None = None
-    ten_bit: bool | None = None
-    batch_size: int | None = None
+class RunOptions:
+    """Where and how this process runs a job; nothing here changes the output's bytes."""
+
     device: str | None = None
     keep_work: bool = False
     work_dir: Path | None = None
-
-    def validate(self) -> None:
-        if self.scale not in (1, 2, 3, 4):
-            raise OptionsError(f"--scale {self.scale} is not supported", "use 1, 2, 3 or 4")
-        if self.interpolate < 1:
-            raise OptionsError(f"--interpolate {self.interpolate} is impossible", "use 1 (off) or a multiplier >= 2")
-        if self.fps is not None and self.fps <= 0:
-            raise OptionsError(f"--fps {self.fps} is impossible", "give a positive frame rate such as 60 or 30000/1001")
-        if self.fps is not None and self.interpolate > 1:
-            raise OptionsError("--interpolate and --fps both set the output frame rate", "give only one of them")
-        if self.batch_size is not None and not 1 <= self.batch_size <= 1024:
-            raise OptionsError(f"--batch-size {self.batch_size} is out of range", "use 1..1024")
-        if self.rife_scale not in (0.25, 0.5, 1.0, 2.0, 4.0):
-            raise OptionsError(f"--rife-scale {self.rife_scale} is not supported", "use 0.25, 0.5, 1, 2 or 4")
-        if self.tile is not None and self.tile < 0:
-            raise OptionsError(f"--tile {self.tile} is impossible", "use 0 (off) or a tile size in pixels")
-        self.encode_options().validate()
-
-    def encode_options(self) -> Any:
-        from silkpurse_encoder.encode import EncodeOptions
-
-        return EncodeOptions(codec=self.codec, crf=self.crf, preset=self.preset, ten_bit=self.ten_bit)
-
-    def output_rate(self, rate: Fraction) -> Fraction:
-        if self.fps is not None:
-            if self.fps < rate:
-                raise OptionsError(
-                    f"--fps {float(self.fps):g} is below the input's {float(rate):g} fps",
-                    "silkpurse adds frames; to drop frames use ffmpeg's fps filter",
-                )
-            return self.fps
-        return rate * self.interpolate
 
 
 @dataclass
 class EnhanceResult:
     input: str
     output: str
+    job: str
     frames_in: int
     frames_out: int
     rate_in: str
@@ -102,6 +66,9 @@ class EnhanceResult:
     duration_in: float
     duration_out: float
     seconds: float
+    chunks: int
+    segments_computed: int = 0
+    segments_resumed: int = 0
     batches_computed: int = 0
     batches_resumed: int = 0
     cuts: list[int] = field(default_factory=list)
@@ -119,267 +86,254 @@ class EnhanceResult:
         return {**asdict(self), "output_fps": round(self.fps, 3)}
 
 
+@dataclass
+class _Counts:
+    segments_computed: int = 0
+    segments_resumed: int = 0
+    batches_computed: int = 0
+    batches_resumed: int = 0
+    cuts: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+
+
 class Pipeline:
-    """One enhance job: holds the probed input, the engines and the store keys."""
+    """One enhance job: the probed input, the engines, the plan and the store."""
 
     def __init__(
         self,
         source: Path,
         output: Path,
-        options: EnhanceOptions,
+        options: JobOptions,
+        run: RunOptions | None = None,
         *,
         reporter: Reporter | None = None,
         settings: Settings | None = None,
     ) -> None:
-        from silkpurse_encoder.encode import check_output
-
         options.validate()
         self.settings = settings or get_settings()
-        self.options = options
-        self.source = source
-        self.output = output
+        self.run_options = run or RunOptions()
+        self.source, self.output = source, output
         self.reporter = reporter or SilentReporter()
         self.info: VideoInfo = probe(source)
         check_output(output, source)
-        self.out_rate = options.output_rate(self.info.rate)
-        self.batch_size = options.batch_size or self.settings.batch_size
-        self.upscaler = self._load_upscaler()
-        self.interpolator = self._load_interpolator()
-        self.work_dir = options.work_dir or self.settings.work_dir
-        self.store: BatchStore = LocalStore(self.work_dir)
-        self.job = sha256_of(source)[:32]
-        self.computed = 0
-        self.resumed = 0
-        self.cuts: list[int] = []
-        self.duplicates: list[int] = []
-
-    # -- set-up -----------------------------------------------------------------------------
-    def _device(self) -> str:
-        return self.options.device or self.settings.device
-
-    def _load_upscaler(self) -> Upscaler | None:
-        if self.options.scale == 1:
-            return None
-        from silkpurse_upscaler.engine import Upscaler
-
-        return Upscaler(
-            self.options.upscale_model,
-            scale=self.options.scale,
-            device=self._device(),
-            tile=self.options.tile,
-            denoise_strength=self.options.denoise_strength,
+        needs_upscale, needs_interp = stages_needed(self.info, options)
+        device = self.run_options.device or self.settings.device
+        self.upscaler = _load_upscaler(options, device) if needs_upscale else None
+        self.interpolator = _load_interpolator(options, device) if needs_interp else None
+        self.plan: JobPlan = build_plan(
+            self.info,
+            sha256_of(source),
+            options,
+            upscaler=_model_ref(self.upscaler),
+            interpolator=_model_ref(self.interpolator),
         )
-
-    def _load_interpolator(self) -> Interpolator | None:
-        if self.out_rate == self.info.rate:
-            return None
-        from silkpurse_interpolator.engine import Interpolator
-
-        return Interpolator(self.options.interp_model, device=self._device(), rife_scale=self.options.rife_scale)
-
-    @property
-    def frames_out(self) -> int:
-        if self.interpolator is None:
-            return self.info.frame_count
-        from silkpurse_interpolator.timing import output_count
-
-        return output_count(self.info.frame_count, self.info.rate, self.out_rate)
-
-    @property
-    def size_out(self) -> tuple[int, int]:
-        return self.info.width * self.options.scale, self.info.height * self.options.scale
+        self.work_dir = self.run_options.work_dir or self.settings.work_dir
+        self.store = LocalStore(self.work_dir)
+        self.counts = _Counts()
 
     # -- the story ----------------------------------------------------------------------------
     def run(self) -> EnhanceResult:
-        from silkpurse_encoder.encode import Encoder, encode_batches
-
         started = time.perf_counter()
-        info, opts = self.info, self.options
-        self._check_disk_space()
-        self.reporter.stage("decode", info.frame_count)
-        if self.upscaler is not None:
-            self.reporter.stage("upscale", info.frame_count)
-        if self.interpolator is not None:
-            self.reporter.stage("interpolate", self.frames_out)
-        self.reporter.stage("encode", self.frames_out)
-        if info.vfr:
-            self.reporter.note(f"variable frame rate input: converted to a constant {float(info.rate):g} fps")
-
-        frames = background(self._decoded(), name="decode")
-        frames = self._upscaled(frames)
-        frames = self._interpolated(frames)
-        width, height = self.size_out
-        encoder = Encoder(
-            self.output,
-            info,
-            width=width,
-            height=height,
-            rate=self.out_rate,
-            sixteen_bit=info.bit_depth > 8,
-            options=opts.encode_options(),
-        )
-        report = encode_batches(self._counted(background(frames, name="compute"), "encode"), self.output, encoder)
-        if not opts.keep_work:
-            self.store.delete_prefix(self.job)
+        plan, info = self.plan, self.info
+        with _job_lock(self.work_dir, plan.job):
+            self._check_disk_space()
+            self._announce()
+            todo = [c for c in plan.chunks if not self._segment_resumed(c)]
+            final = background(self._computed(background(self._extracted(todo), name="extract")), name="compute")
+            for chunk in todo:
+                self._encode(chunk, final)
+            report = join_segments(tasks.join_task(plan, plan.step("join"), info), self.store, self.output)
+            if not self.run_options.keep_work:
+                self.store.delete_prefix(plan.job)
         for message in report.dropped_streams:
             self.reporter.note(f"dropped {message}")
         out_info = probe(self.output)
         return EnhanceResult(
             input=str(self.source),
             output=str(self.output),
-            frames_in=info.frame_count,
+            job=plan.job,
+            frames_in=plan.frames_in,
             frames_out=report.frames,
-            rate_in=_rate(info.rate),
-            rate_out=_rate(self.out_rate),
-            size_in=(info.width, info.height),
-            size_out=self.size_out,
+            rate_in=_rate(plan.rate_in),
+            rate_out=_rate(plan.rate_out),
+            size_in=plan.size_in,
+            size_out=plan.size_out,
             duration_in=round(info.duration, 6),
             duration_out=round(out_info.duration, 6),
             seconds=round(time.perf_counter() - started, 3),
-            batches_computed=self.computed,
-            batches_resumed=self.resumed,
-            cuts=self.cuts,
-            duplicates=self.duplicates,
+            chunks=len(plan.chunks),
+            **asdict(self.counts),
             streams_copied=report.copied_streams,
             streams_reencoded=report.reencoded_streams,
             streams_dropped=report.dropped_streams,
             notes=[f"variable frame rate converted to {_rate(info.rate)} fps"] if info.vfr else [],
         )
 
-    def work_bytes(self) -> int:
-        """Bytes of frame batches this job keeps in the work directory until its encode ends."""
-        width, height = self.size_out
-        frame = width * height * 3 * (2 if self.info.bit_depth > 8 else 1)
-        stored_frames = (self.info.frame_count if self.upscaler else 0) + (self.frames_out if self.interpolator else 0)
-        return stored_frames * frame
+    def _announce(self) -> None:
+        plan = self.plan
+        self.reporter.stage("decode", plan.frames_in)
+        if self.upscaler is not None:
+            self.reporter.stage("upscale", plan.frames_in)
+        if self.interpolator is not None:
+            self.reporter.stage("interpolate", plan.frames_out)
+        self.reporter.stage("encode", plan.frames_out)
+        if self.info.vfr:
+            self.reporter.note(f"variable frame rate input: converted to a constant {float(plan.rate_in):g} fps")
 
     def _check_disk_space(self) -> None:
-        """Fail before any work when the batches cannot fit, not hours later with a full disk."""
-        already = sum(p.stat().st_size for p in (self.work_dir / self.job).rglob("*.spfb"))
-        needed = self.work_bytes() - already
+        """Fail before any work when two chunks' batches cannot fit, not hours later."""
+        needed = 2 * self.plan.work_bytes_per_chunk
         free = shutil.disk_usage(self.work_dir).free
         if needed > free * 0.95:
             raise StoreError(
-                f"this job keeps {needed / 1e9:.1f} GB of frame batches in {self.work_dir} until it is encoded, "
+                f"this job keeps up to {needed / 1e9:.1f} GB of frame batches in {self.work_dir} at a time, "
                 f"but only {free / 1e9:.1f} GB are free",
-                "point --work-dir (or SILKPURSE_WORK_DIR) at a larger disk, or process the video in parts",
+                "point --work-dir (or SILKPURSE_WORK_DIR) at a larger disk, or lower --chunk-frames",
             )
 
-    def _decoded(self) -> Iterator[FrameBatch]:
-        from silkpurse_extractor.extract import extract_batches
+    # -- the three threads --------------------------------------------------------------------
+    def _segment_resumed(self, chunk: Chunk) -> bool:
+        if not segment_done(self.store, self.plan.segment_key(chunk)):
+            return False
+        self.counts.segments_resumed += 1
+        for stage in ("decode", "upscale", "interpolate", "encode"):
+            frames = chunk.out_end - chunk.out_first if stage in ("interpolate", "encode") else chunk.end - chunk.first
+            self.reporter.advance(stage, frames, resumed=True)
+        return True
 
-        return self._counted(extract_batches(self.info, self.batch_size), "decode")
+    def _extracted(self, chunks: list[Chunk]) -> Iterator[tuple[Chunk, tasks.BatchRef]]:
+        """Decoding thread: each chunk's batches as they reach the store."""
+        for chunk in chunks:
+            task = tasks.extract_task(self.plan, self.plan.step(f"{chunk.name}/extract"), self.info)
+            for done in extract_stream(task, self.store):
+                self._count(done.resumed)
+                if done.batch.first < chunk.end:  # the overlap frame is the next chunk's to count
+                    self.reporter.advance("decode", done.batch.frames, resumed=done.resumed)
+                yield chunk, done.batch
 
-    def _upscaled(self, batches: Iterator[FrameBatch]) -> Iterator[FrameBatch]:
-        if self.upscaler is None:
-            yield from batches
-            return
-        keys = self._upscale_keys()
-        upscaler = self.upscaler
-        for batch in batches:
-            index = batch.first_index // self.batch_size
-            yield self._cached(
-                keys.batch(index),
-                "upscale",
-                lambda b=batch: FrameBatch(
-                    upscaler.upscale(b.frames), b.first_index, b.rate, {**b.meta, "stage": "upscale"}
-                ),
-            )
+    def _computed(self, extracted: Iterator[tuple[Chunk, tasks.BatchRef]]) -> Iterator[tuple[Chunk, str]]:
+        """Model thread: upscale each batch as it arrives; interpolate batch j as soon as
+        batch j + 1 is ready. Yields the keys of each chunk's final batches, in order."""
+        plan = self.plan
+        position: dict[int, int] = {}
+        for chunk, _ref in extracted:
+            j = position[chunk.index] = position.get(chunk.index, -1) + 1
+            batch = chunk.batches[j]
+            key = plan.batch_key("extract", chunk, batch)
+            if self.upscaler is not None:
+                key = self._upscale(chunk, j)
+            if self.interpolator is None:
+                if not batch.overlap:
+                    yield chunk, key
+                continue
+            if j > 0:
+                yield chunk, self._interpolate(chunk, j - 1)
+            if j == len(chunk.batches) - 1 and not batch.overlap:
+                yield chunk, self._interpolate(chunk, j)
 
-    def _interpolated(self, batches: Iterator[FrameBatch]) -> Iterator[FrameBatch]:
-        if self.interpolator is None:
-            yield from batches
-            return
-        keys = self._interpolate_keys()
-        previous: FrameBatch | None = None
-        for batch in batches:
-            if previous is not None:
-                yield self._interpolate_one(keys, previous, batch.frames[0])
-            previous = batch
-        if previous is not None:
-            yield self._interpolate_one(keys, previous, None)
+    def _upscale(self, chunk: Chunk, j: int) -> str:
+        from silkpurse_upscaler.stage import upscale
 
-    def _interpolate_one(self, keys: StageKeys, batch: FrameBatch, next_frame: Any) -> FrameBatch:
-        from silkpurse_interpolator.stage import interpolate_batch
-
-        assert self.interpolator is not None
-        interpolator = self.interpolator
-
-        def compute() -> FrameBatch:
-            threshold = self.options.scene_threshold
-            threshold_arg = {} if threshold is None else {"scene_threshold": threshold}
-            result = interpolate_batch(
-                batch,
-                next_frame,
-                total_frames=self.info.frame_count,
-                out_rate=self.out_rate,
-                interpolator=interpolator,
-                **threshold_arg,
-            )
-            return FrameBatch(
-                result.batch.frames,
-                result.batch.first_index,
-                result.batch.rate,
-                {**result.batch.meta, "cuts": result.cuts, "duplicates": result.duplicates},
-            )
-
-        out = self._cached(keys.batch(batch.first_index // self.batch_size), "interpolate", compute)
-        self.cuts.extend(out.meta.get("cuts", []))
-        self.duplicates.extend(out.meta.get("duplicates", []))
-        return out
-
-    def _cached(self, key: str, stage: str, compute: Any) -> FrameBatch:
-        """The batch under ``key`` if a previous run finished it, else computed and stored."""
-        if self.store.exists(key):
-            batch: FrameBatch = self.store.get_batch(key)
-            self.resumed += 1
-            self.reporter.advance(stage, len(batch), resumed=True)
-            return batch
-        batch = compute()
-        self.store.put_batch(key, batch)
-        self.computed += 1
-        self.reporter.advance(stage, len(batch))
-        return batch
-
-    def _counted(self, batches: Iterator[FrameBatch], stage: str) -> Iterator[FrameBatch]:
-        for batch in batches:
-            self.reporter.advance(stage, len(batch))
-            yield batch
-
-    # -- keys -----------------------------------------------------------------------------------
-    def _upscale_keys(self) -> StageKeys:
         assert self.upscaler is not None
-        return job_keys(
-            self.job,
-            "upscale",
-            {
-                "batch_size": self.batch_size,
-                "model": self.upscaler.model_name,
-                "scale": self.options.scale,
-                "tile": self.options.tile,
-                "denoise": self.options.denoise_strength,
-                "device": str(self.upscaler.device),
-            },
-        )
+        step = self.plan.step(f"{chunk.name}/upscale/{chunk.batches[j].name}")
+        result = upscale(tasks.upscale_task(self.plan, step), self.store, self.upscaler)
+        self._count(result.resumed)
+        if not chunk.batches[j].overlap:
+            self.reporter.advance("upscale", result.output.frames, resumed=result.resumed)
+        return result.output.key
 
-    def _interpolate_keys(self) -> StageKeys:
+    def _interpolate(self, chunk: Chunk, j: int) -> str:
+        from silkpurse_interpolator.stage import interpolate
+
         assert self.interpolator is not None
-        params = {
-            "model": self.options.interp_model,
-            "rate": _rate(self.out_rate),
-            "rife_scale": self.options.rife_scale,
-            "scene_threshold": self.options.scene_threshold,
-            "device": str(self.interpolator.device),
-        }
-        if self.upscaler is None:
-            return job_keys(self.job, "interpolate", {"batch_size": self.batch_size, **params})
-        return self._upscale_keys().then("interpolate", params)
+        step = self.plan.step(f"{chunk.name}/interpolate/{chunk.batches[j].name}")
+        result = interpolate(tasks.interpolate_task(self.plan, step), self.store, self.interpolator)
+        self._count(result.resumed)
+        self.counts.cuts.extend(result.cuts)
+        self.counts.duplicates.extend(result.duplicates)
+        self.reporter.advance("interpolate", result.output.frames, resumed=result.resumed)
+        return result.output.key
+
+    def _encode(self, chunk: Chunk, final: Iterator[tuple[Chunk, str]]) -> None:
+        """Encoding (this thread): the chunk's segment from its batches as they are computed;
+        then its batches are dropped."""
+        task = tasks.encode_task(self.plan, self.plan.step(f"{chunk.name}/encode"), self.info)
+
+        def batches() -> Iterator[FrameBatch]:
+            for _ in task.sources:
+                produced, key = next(final)
+                assert produced.index == chunk.index, "batches arrive in plan order"
+                batch = self.store.get_batch(key)
+                self.reporter.advance("encode", len(batch))
+                yield batch
+
+        encode_segment(task, self.store, batches())
+        self.counts.segments_computed += 1
+        if not self.run_options.keep_work:
+            self.store.delete_prefix(self.plan.chunk_prefix(chunk))
+
+    def _count(self, resumed: bool) -> None:
+        if resumed:
+            self.counts.batches_resumed += 1
+        else:
+            self.counts.batches_computed += 1
 
 
-def enhance(source: Path, output: Path, options: EnhanceOptions, *, reporter: Reporter | None = None) -> EnhanceResult:
-    """Run the whole pipeline on ``source`` and write ``output``."""
-    return Pipeline(source, output, options, reporter=reporter).run()
+def enhance(
+    source: Path, output: Path, options: JobOptions, run: RunOptions | None = None, *, reporter: Reporter | None = None
+) -> EnhanceResult:
+    """Run the whole job on ``source`` and write ``output``."""
+    return Pipeline(source, output, options, run, reporter=reporter).run()
 
 
-def _rate(rate: Fraction) -> str:
+def _load_upscaler(options: JobOptions, device: str) -> Upscaler:
+    from silkpurse_upscaler.engine import Upscaler
+
+    return Upscaler(
+        options.upscale_model,
+        scale=options.scale,
+        device=device,
+        tile=options.tile,
+        denoise_strength=options.denoise_strength,
+    )
+
+
+def _load_interpolator(options: JobOptions, device: str) -> Interpolator:
+    from silkpurse_interpolator.engine import Interpolator
+
+    return Interpolator(options.interp_model, device=device, rife_scale=options.rife_scale)
+
+
+def _model_ref(engine: Upscaler | Interpolator | None) -> ModelRef | None:
+    if engine is None:
+        return None
+    identity = engine.identity()
+    return ModelRef(engine.name, identity["weights_sha256"], identity["precision"], identity["family"])
+
+
+@contextmanager
+def _job_lock(work_dir: Path, job: str) -> Iterator[None]:
+    """One process per job: the same command started twice must not share a work directory."""
+    path = work_dir / f"{job}.lock"
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise StoreError(
+                f"another silkpurse run (pid {holder}) is working on this job in {work_dir}",
+                "wait for it to finish, or stop it; finished work is kept either way",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+
+
+def _rate(rate: Any) -> str:
     return f"{rate.numerator}/{rate.denominator}"

@@ -65,6 +65,9 @@ class VideoInfo:
     colour: Colour
     audio: list[AudioStream] = field(default_factory=list)
     subtitles: list[SubtitleStream] = field(default_factory=list)
+    keyframes: tuple[int, ...] = ()
+    """Indices (in the frames the extractor yields) of the source's keyframes: where encoders
+    put scene cuts, and where a chunk can start without decoding from far before it."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -72,7 +75,25 @@ class VideoInfo:
         data["rate"] = f"{self.rate.numerator}/{self.rate.denominator}"
         data["fps"] = float(self.rate)
         data["colour"]["bt601"] = self.colour.matrix in {"smpte170m", "bt470bg"}
+        data["keyframes"] = list(self.keyframes)
         return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VideoInfo:
+        """The facts back from :meth:`to_json` (a runner hands them to a stage in another process)."""
+        colour = {k: v for k, v in data["colour"].items() if k != "bt601"}
+        fields = {k: v for k, v in data.items() if k not in ("fps", "colour", "audio", "subtitles")}
+        return cls(
+            **{
+                **fields,
+                "path": Path(data["path"]),
+                "rate": Fraction(data["rate"]),
+                "keyframes": tuple(data.get("keyframes", ())),
+            },
+            colour=Colour(**colour),
+            audio=[AudioStream(**a) for a in data.get("audio", [])],
+            subtitles=[SubtitleStream(**s) for s in data.get("subtitles", [])],
+        )
 
 
 def probe(path: Path) -> VideoInfo:
@@ -94,6 +115,7 @@ def probe(path: Path) -> VideoInfo:
     coded_w, coded_h = int(video["width"]), int(video["height"])
     width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
     start = float(times[0] * time_base) - float(meta["format"].get("start_time", 0) or 0)
+    keyframes = _keyframe_indices(packets.get("packets", []), times[0], time_base, rate, frame_count)
     return VideoInfo(
         path=path,
         container=str(meta["format"].get("format_name", "")),
@@ -113,7 +135,18 @@ def probe(path: Path) -> VideoInfo:
         colour=Colour.from_stream(video, coded_h),
         audio=[_audio(s) for s in meta["streams"] if s.get("codec_type") == "audio"],
         subtitles=[_subtitle(s) for s in meta["streams"] if s.get("codec_type") == "subtitle"],
+        keyframes=keyframes,
     )
+
+
+def count_frames(path: Path) -> int:
+    """Video packets in ``path``'s first video stream: how a writer checks that a file it just
+    made is complete (each packet of silkpurse's own encodes is one frame)."""
+    try:
+        meta = _ffprobe(path, select_streams="v:0", count_packets=None, show_entries="stream=nb_read_packets")
+        return int(meta["streams"][0]["nb_read_packets"])
+    except (InputError, KeyError, IndexError, ValueError):
+        return 0
 
 
 def _check_readable(path: Path) -> None:
@@ -154,6 +187,19 @@ def _first_video_stream(meta: dict[str, Any], path: Path) -> dict[str, Any]:
         if stream.get("codec_type") == "video" and not is_picture and int(stream.get("width") or 0) > 0:
             return stream  # type: ignore[no-any-return]
     raise InputError(f"{path} has no video stream", "give a file with video (audio-only files cannot be enhanced)")
+
+
+def _keyframe_indices(
+    packets: list[dict[str, Any]], first_pts: int, time_base: Fraction, rate: Fraction, frame_count: int
+) -> tuple[int, ...]:
+    """Keyframe packets mapped to frame indices on the constant-rate timeline."""
+    indices = set()
+    for packet in packets:
+        if "K" in str(packet.get("flags", "")) and packet.get("pts") not in (None, "N/A"):
+            index = round((int(packet["pts"]) - first_pts) * time_base * rate)
+            if 0 <= index < frame_count:
+                indices.add(index)
+    return tuple(sorted(indices))
 
 
 def _is_variable_rate(times: list[int]) -> bool:

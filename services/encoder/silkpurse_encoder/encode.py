@@ -1,10 +1,23 @@
-"""Encode stage: frame batches in, a finished video file out.
+"""Encode stage: frame batches into video segments, and segments into the finished file.
 
-The encoder takes raw RGB frames on a pipe and carries everything else (audio, subtitles,
-chapters, metadata) from the source file: copied when the output container can hold the
-codec, re-encoded otherwise. The video is tagged with the source's colour facts and keeps the
-source's start offset, so A/V sync holds. The file is written under a temporary name and
-renamed only when ffmpeg has finished successfully: a partial output never looks complete.
+A long job is encoded chunk by chunk, so its frames never all wait on disk at once. Joining
+segments is where timestamps usually go wrong (ffmpeg's concat demuxer places each file at
+the sum of the previous files' durations, which MP4 headers keep in milliseconds: 0.2-0.4 ms
+of drift per segment), so the recipe is measured, not guessed (docs/architecture.md):
+
+1. **Segments** are video-only MP4 whose timestamps start at 0. MP4 keeps every packet's
+   DTS (B-frames) and its track timescale represents ``1 / rate`` exactly (60000 for
+   60000/1001).
+2. **Join**: the concat demuxer copies the segments' packets, and a ``setts`` filter snaps
+   every pts/dts to the exact frame grid (whole ticks per frame), undoing the drift however
+   many segments there are.
+3. **Mux**: the joined video gets the source's start offset (``-itsoffset``, kept exact in
+   MP4 by a fine ``-movie_timescale``) and the source's audio, subtitles, chapters and
+   metadata, copied when the container can hold them and re-encoded otherwise.
+
+Every output frame ``j`` is then at exactly ``start + j / rate`` (to the container's rounding,
+once), and the video's bytes are the segments' bytes. The final file is written under a
+temporary name, checked, and renamed: a partial output never looks complete.
 """
 
 from __future__ import annotations
@@ -20,61 +33,13 @@ from typing import Any
 import ffmpeg
 
 from silkpurse.batch import FrameBatch
-from silkpurse.errors import MediaError, OptionsError, OutputError
+from silkpurse.errors import MediaError, OutputError
+from silkpurse.media.codecs import CODECS, EncodeOptions, container_for
 from silkpurse.media.ffmpeg_process import FfmpegProcess
 from silkpurse.media.probe import AudioStream, SubtitleStream, VideoInfo
 
-
-@dataclass(frozen=True)
-class VideoCodec:
-    encoder: str
-    default_crf: int
-    crf_range: tuple[int, int]
-    presets: tuple[str, ...]
-    default_preset: str
-
-
-X26X_PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-)
-CODECS: dict[str, VideoCodec] = {
-    "h264": VideoCodec("libx264", 18, (0, 51), X26X_PRESETS, "medium"),
-    "h265": VideoCodec("libx265", 20, (0, 51), X26X_PRESETS, "medium"),
-    "av1": VideoCodec("libsvtav1", 30, (1, 63), tuple(str(p) for p in range(14)), "8"),
-}
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 # Audio codecs MP4/MOV hold without re-encoding (ffmpeg 5.1's mov muxer).
 _MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus"}
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    codec: str = "h264"
-    crf: int | None = None
-    preset: str | None = None
-    ten_bit: bool | None = None
-    """10-bit output; ``None`` follows the source's bit depth."""
-
-    def validate(self) -> None:
-        codec = CODECS.get(self.codec)
-        if codec is None:
-            raise OptionsError(f"unknown codec {self.codec!r}", f"choose one of: {', '.join(CODECS)}")
-        low, high = codec.crf_range
-        if self.crf is not None and not low <= self.crf <= high:
-            raise OptionsError(f"--crf {self.crf} is out of range for {self.codec}", f"use {low}..{high}")
-        if self.preset is not None and self.preset not in codec.presets:
-            raise OptionsError(
-                f"unknown preset {self.preset!r} for {self.codec}", f"choose one of: {', '.join(codec.presets)}"
-            )
 
 
 @dataclass
@@ -84,15 +49,6 @@ class EncodeReport:
     copied_streams: list[str] = field(default_factory=list)
     reencoded_streams: list[str] = field(default_factory=list)
     dropped_streams: list[str] = field(default_factory=list)
-
-
-def container_for(output: Path) -> str:
-    container = CONTAINERS.get(output.suffix.lower())
-    if container is None:
-        raise OptionsError(
-            f"cannot write {output.suffix or 'files without an extension'} files", "name the output .mp4, .mov or .mkv"
-        )
-    return container
 
 
 def check_output(output: Path, source: Path) -> None:
@@ -113,12 +69,15 @@ def partial_path(output: Path) -> Path:
     return output.with_name(f".{output.stem}.partial{output.suffix}")
 
 
-class Encoder:
-    """Feeds batches to one ffmpeg process writing ``output`` (renamed into place on close)."""
+# -- 1. segments ----------------------------------------------------------------------------------
+
+
+class SegmentWriter:
+    """Feeds batches to one ffmpeg process writing a video-only MP4 segment at ``path``."""
 
     def __init__(
         self,
-        output: Path,
+        path: Path,
         source: VideoInfo,
         *,
         width: int,
@@ -128,101 +87,13 @@ class Encoder:
         options: EncodeOptions,
     ) -> None:
         options.validate()
-        self.output = output
-        self.partial = partial_path(output)
-        self.report = EncodeReport(output=output, frames=0)
+        self.path = path
+        self.frames = 0
         self._expected_shape = (height, width, 3)
         ten_bit = options.ten_bit if options.ten_bit is not None else source.bit_depth > 8
-        graph = self._graph(source, width, height, rate, sixteen_bit, ten_bit, options)
-        self._process = FfmpegProcess(graph, pipe_stdin=True)
-
-    def _graph(
-        self,
-        source: VideoInfo,
-        width: int,
-        height: int,
-        rate: Fraction,
-        sixteen_bit: bool,
-        ten_bit: bool,
-        options: EncodeOptions,
-    ) -> Any:
-        codec = CODECS[options.codec]
-        frames = ffmpeg.input(
-            "pipe:",
-            format="rawvideo",
-            pix_fmt="rgb48le" if sixteen_bit else "rgb24",
-            s=f"{width}x{height}",
-            framerate=f"{rate.numerator}/{rate.denominator}",
-            itsoffset=f"{source.start_time:.6f}",
+        self._process = FfmpegProcess(
+            _segment_graph(path, source, width, height, rate, sixteen_bit, ten_bit, options), pipe_stdin=True
         )
-        video = frames.video
-        if width % 2 or height % 2:
-            # 4:2:0 needs even sizes: grow by one edge-replicated row/column rather than crop pixels away.
-            video = video.filter("pad", w="ceil(iw/2)*2", h="ceil(ih/2)*2").filter(
-                "fillborders", right=width % 2, bottom=height % 2, mode="smear"
-            )
-        video = video.filter(
-            # Area-averaged chroma subsampling undoes the decoder's chroma upsampling most closely.
-            "scale",
-            out_color_matrix=source.colour.scale_matrix,
-            out_range=source.colour.range,
-            flags="area+accurate_rnd+full_chroma_int",
-        )
-        container = container_for(self.output)
-        streams: list[Any] = [video]
-        stream_args: dict[str, Any] = {}
-        original = ffmpeg.input(str(source.path))
-        for n, audio in enumerate(source.audio):
-            streams.append(original[str(audio.index)])
-            stream_args.update(self._audio_args(n, audio, container))
-        kept = 0
-        for sub in source.subtitles:
-            codec_arg = self._subtitle_codec(sub, container)
-            if codec_arg is None:
-                self.report.dropped_streams.append(f"subtitle #{sub.index} ({sub.codec}): {container} cannot hold it")
-                continue
-            streams.append(original[str(sub.index)])
-            stream_args[f"c:s:{kept}"] = codec_arg
-            kept += 1
-        pix_fmt = "yuv420p10le" if ten_bit else "yuv420p"
-        args: dict[str, Any] = {
-            "c:v": codec.encoder,
-            "crf": options.crf if options.crf is not None else codec.default_crf,
-            "preset": options.preset or codec.default_preset,
-            "pix_fmt": pix_fmt,
-            "format": container,
-            **source.colour.encoder_tags(),
-            **stream_args,
-        }
-        if len(streams) > 1:
-            # ffmpeg-python only adds the source as an input when one of its streams is mapped.
-            args.update(map_metadata=1, map_chapters=1)
-        if container in ("mp4", "mov"):
-            args["movflags"] = "+faststart"
-            if options.codec == "h265":
-                args["tag:v"] = "hvc1"  # the tag Apple players need for HEVC in MP4
-        if options.codec == "h265":
-            args["x265-params"] = "log-level=error"
-        return ffmpeg.output(*streams, str(self.partial), **args).overwrite_output()
-
-    def _audio_args(self, n: int, audio: AudioStream, container: str) -> dict[str, Any]:
-        if container == "matroska" or audio.codec in _MP4_AUDIO:
-            self.report.copied_streams.append(f"audio #{audio.index} ({audio.codec})")
-            return {f"c:a:{n}": "copy"}
-        self.report.reencoded_streams.append(f"audio #{audio.index} ({audio.codec} -> aac)")
-        return {f"c:a:{n}": "aac", f"b:a:{n}": f"{64 * max(2, audio.channels)}k"}
-
-    def _subtitle_codec(self, sub: SubtitleStream, container: str) -> str | None:
-        if container == "matroska":
-            codec = "srt" if sub.codec == "mov_text" else "copy"
-        elif sub.is_text:
-            codec = "copy" if sub.codec == "mov_text" else "mov_text"
-        else:
-            return None
-        (self.report.copied_streams if codec == "copy" else self.report.reencoded_streams).append(
-            f"subtitle #{sub.index} ({sub.codec})"
-        )
-        return codec
 
     def write(self, batch: FrameBatch) -> None:
         if batch.frames.shape[1:] != self._expected_shape:
@@ -234,38 +105,178 @@ class Encoder:
             stdin.write(frames.data.cast("B") if frames.flags.c_contiguous else frames.tobytes())
         except BrokenPipeError:
             self._fail()  # ffmpeg exited early; its own message says why
-        self.report.frames += len(batch)
+        self.frames += len(batch)
 
-    def close(self) -> EncodeReport:
-        """Finish the file and move it into place."""
+    def close(self) -> int:
+        """Finish the segment; the number of frames it holds."""
         stdin = self._process.proc.stdin
         assert stdin is not None
         with contextlib.suppress(BrokenPipeError):
             stdin.close()
         if self._process.wait() != 0:
             self._fail()
-        os.replace(self.partial, self.output)
-        return self.report
+        return self.frames
 
     def abort(self) -> None:
-        """Stop ffmpeg and remove the partial file."""
         self._process.kill()
-        self.partial.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)
 
     def _fail(self) -> None:
         error = self._process.last_error()
         self.abort()
-        raise MediaError(
-            f"encoding {self.output.name} failed ({error})", "see the message; check codec and options"
-        ) from None
+        raise MediaError(f"encoding failed ({error})", "see the message; check codec and options") from None
 
 
-def encode_batches(batches: Iterable[FrameBatch], output: Path, encoder: Encoder) -> EncodeReport:
-    """Write every batch, then finish; any failure removes the partial file."""
+def write_segment(batches: Iterable[FrameBatch], writer: SegmentWriter) -> int:
+    """Write every batch, then finish; any failure removes the partial segment."""
     try:
         for batch in batches:
-            encoder.write(batch)
+            writer.write(batch)
     except BaseException:
-        encoder.abort()
+        writer.abort()
         raise
-    return encoder.close()
+    return writer.close()
+
+
+def _segment_graph(
+    path: Path,
+    source: VideoInfo,
+    width: int,
+    height: int,
+    rate: Fraction,
+    sixteen_bit: bool,
+    ten_bit: bool,
+    options: EncodeOptions,
+) -> Any:
+    codec = CODECS[options.codec]
+    video = ffmpeg.input(
+        "pipe:",
+        format="rawvideo",
+        pix_fmt="rgb48le" if sixteen_bit else "rgb24",
+        s=f"{width}x{height}",
+        framerate=f"{rate.numerator}/{rate.denominator}",
+    ).video
+    if width % 2 or height % 2:
+        # 4:2:0 needs even sizes: grow by one edge-replicated row/column rather than crop pixels away.
+        video = video.filter("pad", w="ceil(iw/2)*2", h="ceil(ih/2)*2").filter(
+            "fillborders", right=width % 2, bottom=height % 2, mode="smear"
+        )
+    video = video.filter(
+        # Area-averaged chroma subsampling undoes the decoder's chroma upsampling most closely.
+        "scale",
+        out_color_matrix=source.colour.scale_matrix,
+        out_range=source.colour.range,
+        flags="area+accurate_rnd+full_chroma_int",
+    )
+    args: dict[str, Any] = {
+        "c:v": codec.encoder,
+        "crf": options.crf if options.crf is not None else codec.default_crf,
+        "preset": options.preset or codec.default_preset,
+        "pix_fmt": "yuv420p10le" if ten_bit else "yuv420p",
+        "format": "mp4",
+        # Timestamps come from the frame rate alone: never duplicate or drop a frame.
+        "fps_mode": "passthrough",
+        **source.colour.encoder_tags(),
+    }
+    if options.codec == "h265":
+        args["x265-params"] = "log-level=error"
+    return ffmpeg.output(video, str(path), **args).overwrite_output()
+
+
+# -- 2. and 3. join and mux -----------------------------------------------------------------------
+
+
+def join(
+    segments: list[Path], output: Path, source: VideoInfo, *, rate: Fraction, options: EncodeOptions, scratch: Path
+) -> EncodeReport:
+    """Join ``segments`` into ``output`` (written to a temporary name, then renamed) with the
+    source's audio, subtitles, chapters and metadata."""
+    joined = scratch / "joined.mp4"
+    listing = scratch / "segments.txt"
+    listing.write_text("".join(f"file '{_concat_quote(s.resolve())}'\n" for s in segments))
+    ticks, timescale = _ticks_per_frame(segments[0], rate)
+    snap = f"setts=pts=round(PTS/{ticks})*{ticks}:dts=round(DTS/{ticks})*{ticks}"
+    concat = ffmpeg.input(str(listing), format="concat", safe=0)
+    _run(ffmpeg.output(concat["v:0"], str(joined), c="copy", format="mp4", **{"bsf:v": snap}).overwrite_output())
+
+    partial = partial_path(output)
+    report = EncodeReport(output=output, frames=0)
+    try:
+        _run(_mux_graph(joined, partial, source, options, timescale, report))
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+        joined.unlink(missing_ok=True)
+    return report
+
+
+def _mux_graph(
+    joined: Path, partial: Path, source: VideoInfo, options: EncodeOptions, timescale: int, report: EncodeReport
+) -> Any:
+    container = container_for(report.output)
+    streams: list[Any] = [ffmpeg.input(str(joined), itsoffset=f"{source.start_time:.6f}")["v:0"]]
+    args: dict[str, Any] = {"c:v": "copy", "format": container}
+    original = ffmpeg.input(str(source.path))
+    for n, audio in enumerate(source.audio):
+        streams.append(original[str(audio.index)])
+        args.update(_audio_args(n, audio, container, report))
+    kept = 0
+    for sub in source.subtitles:
+        codec_arg = _subtitle_codec(sub, container, report)
+        if codec_arg is None:
+            report.dropped_streams.append(f"subtitle #{sub.index} ({sub.codec}): {container} cannot hold it")
+            continue
+        streams.append(original[str(sub.index)])
+        args[f"c:s:{kept}"] = codec_arg
+        kept += 1
+    if len(streams) > 1:
+        # ffmpeg-python only adds the source as an input when one of its streams is mapped.
+        args.update(map_metadata=1, map_chapters=1)
+    if container in ("mp4", "mov"):
+        args["movflags"] = "+faststart"
+        # The start offset is an edit list in the movie timescale (1/1000 s by default).
+        args["movie_timescale"] = timescale
+        if options.codec == "h265":
+            args["tag:v"] = "hvc1"  # the tag Apple players need for HEVC in MP4
+    return ffmpeg.output(*streams, str(partial), **args).overwrite_output()
+
+
+def _audio_args(n: int, audio: AudioStream, container: str, report: EncodeReport) -> dict[str, Any]:
+    if container == "matroska" or audio.codec in _MP4_AUDIO:
+        report.copied_streams.append(f"audio #{audio.index} ({audio.codec})")
+        return {f"c:a:{n}": "copy"}
+    report.reencoded_streams.append(f"audio #{audio.index} ({audio.codec} -> aac)")
+    return {f"c:a:{n}": "aac", f"b:a:{n}": f"{64 * max(2, audio.channels)}k"}
+
+
+def _subtitle_codec(sub: SubtitleStream, container: str, report: EncodeReport) -> str | None:
+    if container == "matroska":
+        codec = "srt" if sub.codec == "mov_text" else "copy"
+    elif sub.is_text:
+        codec = "copy" if sub.codec == "mov_text" else "mov_text"
+    else:
+        return None
+    (report.copied_streams if codec == "copy" else report.reencoded_streams).append(
+        f"subtitle #{sub.index} ({sub.codec})"
+    )
+    return codec
+
+
+def _ticks_per_frame(segment: Path, rate: Fraction) -> tuple[int, int]:
+    """Ticks of the segment's track time base per frame, and that timescale."""
+    stream = ffmpeg.probe(str(segment), select_streams="v:0")["streams"][0]
+    time_base = Fraction(stream["time_base"])
+    ticks = 1 / (time_base * rate)
+    if ticks.denominator != 1:
+        raise MediaError(f"segment time base {time_base} cannot hold frames at {rate} fps", "report this as a bug")
+    return ticks.numerator, time_base.denominator
+
+
+def _concat_quote(path: Path) -> str:
+    return str(path).replace("'", "'\\''")
+
+
+def _run(graph: Any) -> None:
+    process = FfmpegProcess(graph)
+    if process.wait() != 0:
+        raise MediaError(f"joining the segments failed ({process.last_error()})", "see the message")

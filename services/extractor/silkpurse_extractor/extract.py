@@ -39,9 +39,16 @@ class RawFormat:
         return width * height * self.channels * np.dtype(self.dtype).itemsize
 
 
-def decode_graph(info: VideoInfo, raw: RawFormat) -> object:
-    """The ffmpeg-python graph that decodes ``info``'s video to raw RGB on stdout."""
-    video = ffmpeg.input(str(info.path))["v:0"]
+def decode_graph(info: VideoInfo, raw: RawFormat, first: int = 0) -> object:
+    """The ffmpeg-python graph that decodes ``info``'s video, from frame ``first``, to raw RGB
+    on stdout. A constant-rate source is entered by an accurate seek half a frame before
+    ``first`` (ffmpeg decodes from the keyframe before it and drops the frames in between, so
+    the result is frame-exact and cheap); a variable-rate one is decoded from its start,
+    since its constant-rate timeline is only defined from there (the caller skips frames)."""
+    seek = {}
+    if first > 0 and not info.vfr:
+        seek["ss"] = f"{info.start_time + (first - 0.5) / float(info.rate):.6f}"
+    video = ffmpeg.input(str(info.path), **seek)["v:0"]
     if info.vfr:
         video = video.filter("fps", fps=f"{info.rate.numerator}/{info.rate.denominator}", round="near")
     video = video.filter(
@@ -55,36 +62,68 @@ def decode_graph(info: VideoInfo, raw: RawFormat) -> object:
 
 
 def extract_batches(info: VideoInfo, batch_size: int, meta: dict[str, object] | None = None) -> Iterator[FrameBatch]:
-    """Yield consecutive batches of ``batch_size`` frames (the last may be shorter)."""
+    """Yield consecutive batches of ``batch_size`` frames of the whole video (the last may be shorter)."""
+    ranges = [(first, min(first + batch_size, info.frame_count)) for first in range(0, info.frame_count, batch_size)]
+    yield from decode_ranges(info, ranges, meta=meta)
+
+
+def decode_ranges(
+    info: VideoInfo, ranges: list[tuple[int, int]], *, meta: dict[str, object] | None = None
+) -> Iterator[FrameBatch]:
+    """Yield one batch per consecutive ``[first, end)`` range of frames, from one decode.
+
+    A source that ends up to 2 % short of its probed frame count (some containers count
+    packets that carry no displayable frame) has its last frame held to the planned count, so
+    the timeline every later stage planned with stays true; shorter than that is truncation.
+    """
+    if not ranges:
+        return
+    start, stop = ranges[0][0], ranges[-1][1]
     raw = RawFormat.for_depth(info.bit_depth)
     frame_bytes = raw.frame_bytes(info.width, info.height)
-    process = FfmpegProcess(decode_graph(info, raw), pipe_stdout=True)
+    process = FfmpegProcess(decode_graph(info, raw, start), pipe_stdout=True)
     stdout = process.proc.stdout
     assert stdout is not None
-    index = 0
-    finished = False
+    skip = start if info.vfr else 0
+    decoded = 0
+    last: np.ndarray | None = None
     try:
-        while True:
-            frames = np.empty((batch_size, info.height, info.width, raw.channels), dtype=raw.dtype)
-            count = _read_frames(stdout, frames, frame_bytes)
-            if count:
-                yield FrameBatch(frames[:count], first_index=index, rate=info.rate, meta=dict(meta or {}))
-                index += count
-            if count < batch_size:
+        scratch = np.empty((1, info.height, info.width, raw.channels), dtype=raw.dtype)
+        for _ in range(skip):
+            if not _read_frames(stdout, scratch, frame_bytes):
                 break
-        finished = True
+        for first, end in ranges:
+            frames = np.empty((end - first, info.height, info.width, raw.channels), dtype=raw.dtype)
+            count = _read_frames(stdout, frames, frame_bytes)
+            decoded += count
+            if count < len(frames):
+                _check_decoder(process, info)
+                frames = _hold_last(frames, count, last, info, start + decoded, stop, process.last_error())
+            last = frames[-1]
+            yield FrameBatch(frames, first_index=first, rate=info.rate, meta=dict(meta or {}))
     finally:
-        if not finished:
-            process.kill()
-    code = process.wait()
-    if code != 0:
+        process.kill()  # done, abandoned or failed: ffmpeg may still be decoding past the range
+
+
+def _check_decoder(process: FfmpegProcess, info: VideoInfo) -> None:
+    """The pipe ended early: a decoder that failed says why."""
+    if process.wait() != 0:
         raise MediaError(f"decoding {info.path} failed ({process.last_error()})", "the file may be corrupt")
-    if index == 0 or index < info.frame_count * (1 - _TRUNCATION_TOLERANCE):
+
+
+def _hold_last(
+    frames: np.ndarray, count: int, last: np.ndarray | None, info: VideoInfo, reached: int, stop: int, detail: str
+) -> np.ndarray:
+    """Fill a short read with the last decoded frame, when the shortfall is within tolerance."""
+    missing = stop - reached
+    if count == 0 and last is None or missing > info.frame_count * _TRUNCATION_TOLERANCE:
         raise InputError(
-            f"{info.path} is truncated or corrupt: decoded {index} of {info.frame_count} frames "
-            f"({process.last_error()})",
+            f"{info.path} is truncated or corrupt: decoding stopped at frame {reached} of {info.frame_count} "
+            f"({detail})",
             "re-download or re-export the source video",
         )
+    frames[count:] = frames[count - 1] if count else last
+    return frames
 
 
 def _read_frames(stream: object, frames: np.ndarray, frame_bytes: int) -> int:

@@ -18,8 +18,11 @@ from fractions import Fraction
 
 import numpy as np
 
+from silkpurse import timeline
 from silkpurse.batch import FrameBatch
 from silkpurse.errors import InputError, OptionsError
+from silkpurse.store import BatchStore, finished_batch
+from silkpurse.tasks import BatchRef, InterpolateTask, check_model
 from silkpurse_interpolator import scene, timing
 from silkpurse_interpolator.engine import Interpolator, Pair
 
@@ -34,6 +37,49 @@ class InterpolatedBatch:
     """Input indices ``i`` where frame i+1 repeats frame i exactly (copied, no network)."""
     interpolated: int = 0
     """Output frames that went through the network."""
+
+
+@dataclass(frozen=True)
+class InterpolateResult:
+    step: str
+    output: BatchRef
+    cuts: list[int]
+    """Input indices ``i`` where the pair (i, i+1) is a scene cut."""
+    duplicates: list[int]
+    """Input indices ``i`` where frame i+1 repeats frame i exactly."""
+    interpolated: int
+    """Output frames that went through the network (0 when resumed)."""
+    resumed: bool
+
+
+def interpolate(task: InterpolateTask, store: BatchStore, engine: Interpolator) -> InterpolateResult:
+    """The store entry point: interpolate ``task.source`` (towards the first frame of
+    ``task.next``) into ``task.output``, unless a previous run already did."""
+    done = finished_batch(store, task.output.key)
+    if done is not None:
+        found = done.meta.get("pairs", {})
+        return InterpolateResult(
+            task.step, task.output, list(found.get("cuts", [])), list(found.get("duplicates", [])), 0, resumed=True
+        )
+    check_model(task.model, engine.identity(), "interpolator")
+    source = store.get_batch(task.source.key)
+    next_frame = store.get_batch(task.next.key).frames[0] if task.next is not None else None
+    threshold = {} if task.scene_threshold is None else {"scene_threshold": task.scene_threshold}
+    result = interpolate_batch(
+        source, next_frame, total_frames=task.frames_in, out_rate=task.rate_out, interpolator=engine, **threshold
+    )
+    if (result.batch.first_index, len(result.batch)) != (task.output.first, task.output.frames):
+        raise InputError(
+            f"batch {task.source.key} gave output frames from {result.batch.first_index} ({len(result.batch)}), "
+            f"the plan expects {task.output.first} ({task.output.frames})",
+            "plan the job again from the same input",
+        )
+    # Cuts and duplicates travel with the batch, so a resumed run reports them too.
+    pairs = {"cuts": result.cuts, "duplicates": result.duplicates}
+    store.put_batch(
+        task.output.key, FrameBatch(result.batch.frames, result.batch.first_index, result.batch.rate, {"pairs": pairs})
+    )
+    return InterpolateResult(task.step, task.output, result.cuts, result.duplicates, result.interpolated, False)
 
 
 def interpolate_batch(
@@ -80,7 +126,7 @@ def interpolate_batch(
 
     meta = dict(batch.meta)
     meta["interpolator"] = {**interpolator.describe(), "scene_threshold": scene_threshold}
-    first_j = plan[0].index if plan else timing.first_output_of(first, batch.rate, out_rate)
+    first_j = plan[0].index if plan else timeline.first_output_of(first, batch.rate, out_rate)
     result = FrameBatch(frames=out, first_index=first_j, rate=Fraction(out_rate), meta=meta)
     return InterpolatedBatch(batch=result, cuts=cuts, duplicates=duplicates, interpolated=len(pairs))
 
@@ -112,7 +158,7 @@ def _check_args(
         raise OptionsError(
             f"scene threshold must be > 0, got {threshold}", "use e.g. 0.12, or 1 to disable cut detection"
         )
-    if timing.needs_next_frame(batch.end_index, total_frames):
+    if timeline.needs_next_frame(batch.end_index, total_frames):
         if next_frame is None:
             raise InputError(
                 f"batch [{batch.first_index}, {batch.end_index}) needs frame {batch.end_index} to interpolate",

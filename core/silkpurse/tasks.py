@@ -1,0 +1,169 @@
+"""Stage contracts: the typed input of each stage's one entry point, cut from the job plan.
+
+A task is what one call of a stage needs and nothing more: store keys with their frame
+ranges, the model identity, the effective options. Tasks are small plain data, so the
+embedded runner passes them to a function, the flow to a gRPC call, and the services map them
+onto protobuf messages; the stage's entry point (``silkpurse_<stage>.stage``) does the work,
+owns the check whether its output already exists, and returns a typed result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from silkpurse.errors import ModelError
+from silkpurse.media.codecs import EncodeOptions
+from silkpurse.media.probe import VideoInfo
+from silkpurse.plan import JobPlan, ModelRef, Step
+
+
+@dataclass(frozen=True)
+class BatchRef:
+    """A batch in the store: its key and the frames it holds (stream numbering of its stage)."""
+
+    key: str
+    first: int
+    frames: int
+
+    @property
+    def end(self) -> int:
+        return self.first + self.frames
+
+
+@dataclass(frozen=True)
+class ExtractTask:
+    step: str
+    source: VideoInfo
+    batches: tuple[BatchRef, ...]
+    """Consecutive input-frame batches to decode and store, in order."""
+
+
+@dataclass(frozen=True)
+class UpscaleTask:
+    step: str
+    source: BatchRef
+    output: BatchRef
+    model: ModelRef
+    scale: int
+    tile: int | None
+    denoise_strength: float | None
+
+
+@dataclass(frozen=True)
+class InterpolateTask:
+    step: str
+    source: BatchRef
+    next: BatchRef | None
+    """The batch whose first frame the last pair of ``source`` interpolates towards."""
+    output: BatchRef
+    """Output frames this batch owns (output numbering)."""
+    frames_in: int
+    rate_in: Fraction
+    rate_out: Fraction
+    model: ModelRef
+    rife_scale: float
+    scene_threshold: float | None
+
+
+@dataclass(frozen=True)
+class EncodeTask:
+    """Encode a chunk's batches (output numbering, in order) into one segment."""
+
+    step: str
+    sources: tuple[BatchRef, ...]
+    segment: str
+    first: int
+    frames: int
+    rate: Fraction
+    size: tuple[int, int]
+    sixteen_bit: bool
+    options: EncodeOptions
+    source: VideoInfo
+    """The input's facts: colour tags and bit depth the segment is encoded with."""
+
+
+@dataclass(frozen=True)
+class JoinTask:
+    """Join the segments into the output with the source's audio, subtitles and metadata."""
+
+    step: str
+    segments: tuple[str, ...]
+    frames: int
+    rate: Fraction
+    source: VideoInfo
+    options: EncodeOptions
+
+
+def extract_task(plan: JobPlan, step: Step, info: VideoInfo) -> ExtractTask:
+    chunk = plan.chunks[step.chunk]
+    refs = tuple(BatchRef(k, b.first, b.frames) for k, b in zip(step.outputs, chunk.batches, strict=True))
+    return ExtractTask(step.id, info, refs)
+
+
+def upscale_task(plan: JobPlan, step: Step) -> UpscaleTask:
+    assert plan.upscaler is not None
+    return UpscaleTask(
+        step.id,
+        source=BatchRef(step.inputs[0], step.first, step.frames),
+        output=BatchRef(step.outputs[0], step.first, step.frames),
+        model=plan.upscaler,
+        scale=plan.options.scale,
+        tile=plan.options.tile,
+        denoise_strength=plan.options.denoise_strength,
+    )
+
+
+def interpolate_task(plan: JobPlan, step: Step) -> InterpolateTask:
+    assert plan.interpolator is not None and step.batch is not None
+    batches = plan.chunks[step.chunk].batches
+    batch = batches[step.batch]
+    following = batches[step.batch + 1] if len(step.inputs) > 1 else None
+    return InterpolateTask(
+        step.id,
+        source=BatchRef(step.inputs[0], batch.first, batch.frames),
+        next=BatchRef(step.inputs[1], following.first, following.frames) if following is not None else None,
+        output=BatchRef(step.outputs[0], step.first, step.frames),
+        frames_in=plan.frames_in,
+        rate_in=plan.rate_in,
+        rate_out=plan.rate_out,
+        model=plan.interpolator,
+        rife_scale=plan.options.rife_scale,
+        scene_threshold=plan.options.scene_threshold,
+    )
+
+
+def encode_task(plan: JobPlan, step: Step, info: VideoInfo) -> EncodeTask:
+    if plan.interpolator is not None:
+        ranges = [(plan.step(s).first, plan.step(s).frames) for s in step.needs]
+    else:  # without interpolation, output frames are the chunk's own input frames
+        ranges = [(b.first, b.frames) for b in plan.chunks[step.chunk].owned]
+    refs = [BatchRef(key, first, frames) for key, (first, frames) in zip(step.inputs, ranges, strict=True)]
+    return EncodeTask(
+        step.id,
+        sources=tuple(refs),
+        segment=step.outputs[0],
+        first=step.first,
+        frames=step.frames,
+        rate=plan.rate_out,
+        size=plan.size_out,
+        sixteen_bit=plan.bit_depth > 8,
+        options=plan.options.encode_options(),
+        source=info,
+    )
+
+
+def join_task(plan: JobPlan, step: Step, info: VideoInfo) -> JoinTask:
+    return JoinTask(step.id, step.inputs, plan.frames_out, plan.rate_out, info, plan.options.encode_options())
+
+
+def check_model(expected: ModelRef, identity: dict[str, Any], stage: str) -> None:
+    """A stage computes a task only with the exact weights and precision its keys name."""
+    got = (identity.get("weights_sha256"), identity.get("precision"))
+    if got != (expected.sha256, expected.precision):
+        raise ModelError(
+            f"the {stage} runs weights {str(got[0])[:12]} in {got[1]}, but the job was planned for "
+            f"{expected.name} ({expected.sha256[:12]}) in {expected.precision}",
+            "run the job with the model the plan names, or plan it again for this one",
+        )

@@ -1,0 +1,107 @@
+"""The encode stage's entry points: a chunk's batches into a segment, segments into the output."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from silkpurse.batch import FrameBatch
+from silkpurse.errors import MediaError
+from silkpurse.media.probe import count_frames
+from silkpurse.settings import get_settings
+from silkpurse.store import BatchStore, LocalStore
+from silkpurse.tasks import EncodeTask, JoinTask
+from silkpurse_encoder.encode import EncodeReport, SegmentWriter, join, write_segment
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    step: str
+    segment: str
+    frames: int
+    resumed: bool
+
+
+def segment_done(store: BatchStore, key: str) -> bool:
+    """Segments are stored only once written and checked, so one in the store is finished."""
+    return store.exists(key)
+
+
+def encode_segment(task: EncodeTask, store: BatchStore, batches: Iterable[FrameBatch] | None = None) -> SegmentResult:
+    """Encode the task's batches (read from the store, or ``batches`` as a runner computes
+    them) into its segment, check it holds every frame, and store it."""
+    if segment_done(store, task.segment):
+        return SegmentResult(task.step, task.segment, task.frames, resumed=True)
+    if batches is None:
+        batches = (store.get_batch(ref.key) for ref in task.sources)
+    width, height = task.size
+    with _scratch() as scratch:
+        path = scratch / "segment.mp4"
+        writer = SegmentWriter(
+            path,
+            task.source,
+            width=width,
+            height=height,
+            rate=task.rate,
+            sixteen_bit=task.sixteen_bit,
+            options=task.options,
+        )
+        frames = write_segment(_in_order(batches, task), writer)
+        written = count_frames(path)
+        if frames != task.frames or written != task.frames:
+            raise MediaError(
+                f"segment {task.segment} holds {written} frames of {frames} written, the plan expects {task.frames}",
+                "run the job again; finished work is kept",
+            )
+        store.upload(task.segment, path)
+    return SegmentResult(task.step, task.segment, task.frames, resumed=False)
+
+
+def join_segments(task: JoinTask, store: BatchStore, output: Path) -> EncodeReport:
+    """Join the task's segments into ``output`` with the source's other streams, and check it."""
+    with _scratch() as scratch, ExitStack() as files:
+        segments = [files.enter_context(_local_file(store, key, scratch)) for key in task.segments]
+        report = join(segments, output, task.source, rate=task.rate, options=task.options, scratch=scratch)
+    report.frames = count_frames(output)
+    if report.frames != task.frames:
+        output.unlink(missing_ok=True)
+        raise MediaError(
+            f"the joined output holds {report.frames} frames, the plan expects {task.frames}",
+            "run the job again; finished segments are kept",
+        )
+    return report
+
+
+def _in_order(batches: Iterable[FrameBatch], task: EncodeTask) -> Iterator[FrameBatch]:
+    """Batches exactly as the plan lists them: a runner's bug must not reorder the video."""
+    expected = iter(task.sources)
+    for batch in batches:
+        ref = next(expected, None)
+        if ref is None or (batch.first_index, len(batch)) != (ref.first, ref.frames):
+            raise MediaError(f"segment {task.segment} got frames out of plan order", "report this as a bug")
+        yield batch
+
+
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    settings = get_settings()
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".encode-", dir=settings.work_dir) as tmp:
+        yield Path(tmp)
+
+
+@contextmanager
+def _local_file(store: BatchStore, key: str, scratch: Path) -> Iterator[Path]:
+    """A local path of the object under ``key``: the file itself in a local store, else a copy."""
+    if isinstance(store, LocalStore):
+        yield store.path(key)
+        return
+    path = scratch / key.replace("/", "_")
+    store.download(key, path)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
