@@ -23,6 +23,7 @@ from torch import nn
 
 from silkpurse.errors import ModelError
 from silkpurse.models import ModelKind
+from silkpurse.nn.checkpoint import strip_prefix
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -94,17 +95,6 @@ class ModelDescriptor:
     def parameters(self) -> int:
         """Parameter count of the network as loaded (training-only tensors are not loaded)."""
         return sum(p.numel() for p in self.network.parameters())
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-friendly facts for logs and ``--json`` outputs (no tensors)."""
-        return {
-            "family": self.family,
-            "kind": self.kind,
-            "version": self.version,
-            "scale": self.scale,
-            "parameters": self.parameters,
-            "hyperparameters": dict(self.hyperparameters),
-        }
 
 
 @dataclass(frozen=True)
@@ -178,8 +168,6 @@ def load_model(state: StateDict, kind: ModelKind | None = None) -> ModelDescript
     Keys may still carry DataParallel's ``module.`` prefix. Raises :class:`ModelError` for a
     checkpoint of no known family, or one whose tensors do not fit the family it looks like.
     """
-    from silkpurse.nn.checkpoint import strip_prefix
-
     load_architectures()
     plain = strip_prefix(state)
     return ARCHITECTURES.detect(plain, kind).load(plain)
