@@ -3,7 +3,11 @@ their work apart."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -112,3 +116,46 @@ def test_the_same_job_twice_at_once_is_refused(clip_with_audio: Path, tmp_path: 
     pipeline = Pipeline(clip_with_audio, tmp_path / "out.mp4", replace(JOB, scale=1), run)
     with _job_lock(run.work_dir, pipeline.plan.job), pytest.raises(StoreError, match="another silkpurse run"):  # type: ignore[arg-type]
         pipeline.run()
+
+
+def test_a_killed_run_resumes_without_recomputing(clip_with_audio: Path, tmp_path: Path) -> None:
+    """SIGKILL (no clean-up at all) after the first segment is stored; the same command again
+    reuses every segment and batch that reached the store and leaves nothing behind."""
+    work, output = tmp_path / "work", tmp_path / "out.mp4"
+    command = [
+        sys.executable,
+        "-m",
+        "silkpurse_cli",
+        "enhance",
+        str(clip_with_audio),
+        "-o",
+        str(output),
+        "--chunk-frames",
+        "12",
+        "--batch-size",
+        "4",
+        "--work-dir",
+        str(work),
+        "--device",
+        "cpu",
+        "--json",
+        "-q",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(work.glob("*/segments/*.mkv")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    finished_chunks = {p.name.split("-")[0] for p in work.glob("*/segments/*.mkv")}
+    segments = len(finished_chunks)
+    # Batches of chunks still to encode (a finished chunk's may outlive its segment by a moment).
+    batches = len([p for p in work.rglob("*.safetensors") if p.parent.parent.name not in finished_chunks])
+    assert segments >= 1 and not output.exists()
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+    summary = json.loads(result.stdout)
+    assert summary["segments_resumed"] == segments
+    assert summary["batches_resumed"] == batches
+    assert summary["frames_out"] == 60
+    assert not [p for p in work.rglob("*") if p.is_file()]  # no batch, segment, scratch or lock file left

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -87,10 +89,25 @@ def _in_order(batches: Iterable[FrameBatch], task: EncodeTask) -> Iterator[Frame
 
 @contextmanager
 def _scratch() -> Iterator[Path]:
-    settings = get_settings()
-    settings.work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".encode-", dir=settings.work_dir) as tmp:
+    """A private folder for ffmpeg's files, beside the work (not in /tmp, often a small tmpfs).
+    Folders left by a process that was killed are removed by the next one."""
+    root = get_settings().work_dir
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".encode-*-*"):
+        if not _alive(int(stale.name.split("-")[1])):
+            shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f".encode-{os.getpid()}-", dir=root) as tmp:
         yield Path(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextmanager
