@@ -28,6 +28,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
+from functools import cached_property
 from typing import Any, Literal
 
 from silkpurse import timeline
@@ -207,7 +208,7 @@ class JobPlan:
     # -- what the runners ask -------------------------------------------------------------
 
     def step(self, step_id: str) -> Step:
-        return self._index()[step_id]
+        return self._steps_by_id[step_id]
 
     def steps_of(self, chunk: int, stage: StageName | None = None) -> list[Step]:
         return [s for s in self.steps if s.chunk == chunk and (stage is None or s.stage == stage)]
@@ -280,12 +281,9 @@ class JobPlan:
             ),
         )
 
-    def _index(self) -> dict[str, Step]:
-        index: dict[str, Step] | None = self.__dict__.get("_step_index")
-        if index is None:
-            index = {s.id: s for s in self.steps}
-            object.__setattr__(self, "_step_index", index)
-        return index
+    @cached_property
+    def _steps_by_id(self) -> dict[str, Step]:
+        return {s.id: s for s in self.steps}
 
 
 # -- building a plan --------------------------------------------------------------------------
