@@ -11,10 +11,7 @@ so both runs take minutes on a 2-core CPU, with a sine track added for the A/V c
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import json
-import os
 import subprocess
 import tempfile
 import threading
@@ -22,20 +19,11 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+from silkpurse.metrics import packet_times, stored_bytes
 from silkpurse.plan import JobOptions
 from silkpurse_cli.embedded import Pipeline, RunOptions
 
 REAL_FOOTAGE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-
-
-def batch_bytes(work: Path) -> int:
-    total = 0
-    for folder, _dirs, files in os.walk(work):
-        for name in files:
-            if name.endswith(".safetensors"):
-                with contextlib.suppress(OSError):
-                    total += os.stat(os.path.join(folder, name)).st_size
-    return total
 
 
 def run(source: Path, output: Path, work: Path, chunk_frames: int) -> tuple[dict[str, object], int, float]:
@@ -46,7 +34,7 @@ def run(source: Path, output: Path, work: Path, chunk_frames: int) -> tuple[dict
 
     def watch() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], batch_bytes(work))
+            peak[0] = max(peak[0], stored_bytes(work))
             done.wait(0.02)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -59,29 +47,6 @@ def run(source: Path, output: Path, work: Path, chunk_frames: int) -> tuple[dict
         watcher.join()
     summary = {**result.to_json(), "work_bytes_per_chunk": pipeline.plan.work_bytes_per_chunk}
     return summary, peak[0], time.perf_counter() - started
-
-
-def packets(path: Path, stream: str) -> list[Fraction]:
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-select_streams",
-            stream,
-            "-show_entries",
-            "packet=pts:stream=time_base",
-            "-of",
-            "json",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    data = json.loads(out)
-    tb = Fraction(data["streams"][0]["time_base"])
-    return sorted(int(p["pts"]) * tb for p in data["packets"])
 
 
 def frame_md5(path: Path) -> str:
@@ -131,8 +96,8 @@ def main() -> None:
         )
         chunked, peak_c, secs_c = run(source, tmp / "chunked.mkv", tmp / "work-c", args.chunk_frames)
         whole, peak_w, secs_w = run(source, tmp / "whole.mkv", tmp / "work-w", 10**6)
-        video_c, video_w = packets(tmp / "chunked.mkv", "v:0"), packets(tmp / "whole.mkv", "v:0")
-        audio_c, audio_w = packets(tmp / "chunked.mkv", "a:0"), packets(tmp / "whole.mkv", "a:0")
+        video_c, video_w = packet_times(tmp / "chunked.mkv", "v:0"), packet_times(tmp / "whole.mkv", "v:0")
+        audio_c, audio_w = packet_times(tmp / "chunked.mkv", "a:0"), packet_times(tmp / "whole.mkv", "a:0")
         rate = Fraction(str(chunked["rate_out"]))
         print(
             f"input: {args.input.name} scaled to width {args.width}, {chunked['frames_in']} frames, "

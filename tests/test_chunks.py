@@ -3,9 +3,7 @@ and a work directory bounded by the chunk size rather than by the video's length
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -17,32 +15,9 @@ import numpy as np
 import pytest
 from tests.conftest import ClipFactory, decode_rgb
 
+from silkpurse.metrics import packet_times, stored_bytes
 from silkpurse.plan import JobOptions
 from silkpurse_cli.embedded import Pipeline, RunOptions
-
-
-def packet_times(path: Path, stream: str) -> list[Fraction]:
-    """Exact presentation times (s) of a stream's packets, in presentation order."""
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-select_streams",
-            stream,
-            "-show_entries",
-            "packet=pts:stream=time_base",
-            "-of",
-            "json",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    data = json.loads(out)
-    time_base = Fraction(data["streams"][0]["time_base"])
-    return sorted(int(p["pts"]) * time_base for p in data["packets"])
 
 
 @pytest.fixture(scope="session")
@@ -112,7 +87,7 @@ def test_the_work_directory_holds_at_most_two_chunks(clip_with_audio: Path, tmp_
 
     def watch() -> None:
         while not done.is_set():
-            peak[0] = max(peak[0], _batch_bytes(work))
+            peak[0] = max(peak[0], stored_bytes(work))
             done.wait(0.005)
 
     watcher = threading.Thread(target=watch)
@@ -126,17 +101,6 @@ def test_the_work_directory_holds_at_most_two_chunks(clip_with_audio: Path, tmp_
     assert len(pipeline.plan.chunks) == 5
     assert 0 < peak[0] <= 2 * pipeline.plan.work_bytes_per_chunk * 1.01  # + the small batch headers
     assert peak[0] < whole_job / 2
-
-
-def _batch_bytes(work: Path) -> int:
-    """Bytes of batches under ``work`` now (files and folders come and go while it counts)."""
-    total = 0
-    for folder, _dirs, files in os.walk(work):
-        for name in files:
-            if name.endswith(".safetensors"):
-                with contextlib.suppress(OSError):
-                    total += os.stat(os.path.join(folder, name)).st_size
-    return total
 
 
 def test_plan_command_shows_the_work_without_loading_a_model(clip_with_audio: Path, tmp_path: Path) -> None:

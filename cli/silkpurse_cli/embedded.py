@@ -53,7 +53,19 @@ class RunOptions:
 
 
 @dataclass
-class EnhanceResult:
+class WorkCounts:
+    """What a run computed and what it found finished (``--json`` reports both)."""
+
+    segments_computed: int = 0
+    segments_resumed: int = 0
+    batches_computed: int = 0
+    batches_resumed: int = 0
+    cuts: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class EnhanceResult(WorkCounts):
     input: str
     output: str
     job: str
@@ -67,12 +79,6 @@ class EnhanceResult:
     duration_out: float
     seconds: float
     chunks: int
-    segments_computed: int = 0
-    segments_resumed: int = 0
-    batches_computed: int = 0
-    batches_resumed: int = 0
-    cuts: list[int] = field(default_factory=list)
-    duplicates: list[int] = field(default_factory=list)
     streams_copied: list[str] = field(default_factory=list)
     streams_reencoded: list[str] = field(default_factory=list)
     streams_dropped: list[str] = field(default_factory=list)
@@ -84,16 +90,6 @@ class EnhanceResult:
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "output_fps": round(self.fps, 3)}
-
-
-@dataclass
-class _Counts:
-    segments_computed: int = 0
-    segments_resumed: int = 0
-    batches_computed: int = 0
-    batches_resumed: int = 0
-    cuts: list[int] = field(default_factory=list)
-    duplicates: list[int] = field(default_factory=list)
 
 
 class Pipeline:
@@ -129,7 +125,7 @@ class Pipeline:
         )
         self.work_dir = self.run_options.work_dir or self.settings.work_dir
         self.store = LocalStore(self.work_dir)
-        self.counts = _Counts()
+        self.counts = WorkCounts()
 
     # -- the story ----------------------------------------------------------------------------
     def run(self) -> EnhanceResult:

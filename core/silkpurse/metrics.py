@@ -1,8 +1,18 @@
-"""Image quality metrics used by the tests and benchmarks (and anyone comparing outputs)."""
+"""Measurements used by the tests and benchmarks (and anyone comparing outputs): image quality,
+exact packet times, the bytes a work directory holds."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import subprocess
+from fractions import Fraction
+from pathlib import Path
+
 import numpy as np
+
+from silkpurse.settings import get_settings
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float | None = None) -> float:
@@ -16,3 +26,39 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float | None = None) -> float:
         peak = float(np.iinfo(a.dtype).max) if np.issubdtype(a.dtype, np.integer) else 1.0
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else float(10 * np.log10(peak * peak / mse))
+
+
+def packet_times(path: Path, stream: str = "v:0") -> list[Fraction]:
+    """Exact presentation times in seconds of a stream's packets (``v:0``, ``a:0``), in order."""
+    out = subprocess.run(
+        [
+            get_settings().ffprobe,
+            "-v",
+            "error",
+            "-select_streams",
+            stream,
+            "-show_entries",
+            "packet=pts:stream=time_base",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    data = json.loads(out)
+    time_base = Fraction(data["streams"][0]["time_base"])
+    return sorted(int(p["pts"]) * time_base for p in data["packets"])
+
+
+def stored_bytes(folder: Path, suffix: str = ".safetensors") -> int:
+    """Bytes of the files named ``*suffix`` under ``folder`` now; files and folders that a
+    running job removes while this counts are skipped."""
+    total = 0
+    for parent, _dirs, files in os.walk(folder):
+        for name in files:
+            if name.endswith(suffix):
+                with contextlib.suppress(OSError):
+                    total += os.stat(os.path.join(parent, name)).st_size
+    return total
