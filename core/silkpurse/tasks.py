@@ -1,4 +1,5 @@
-"""Stage contracts: the typed input of each stage's one entry point, cut from the job plan.
+"""Stage contracts: the typed input of each stage's one entry point, cut from the job plan,
+and the typed result it returns.
 
 A task is what one call of a stage needs and nothing more: store keys with their frame
 ranges, the model identity, the effective options. Tasks are small plain data, so the
@@ -9,7 +10,7 @@ owns the check whether its output already exists, and returns a typed result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
@@ -94,6 +95,67 @@ class JoinTask:
     rate: Fraction
     source: VideoInfo
     options: EncodeOptions
+
+
+# -- results -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtractedBatch:
+    batch: BatchRef
+    resumed: bool
+    """Found finished in the store rather than decoded."""
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    step: str
+    batches: tuple[BatchRef, ...]
+    decoded: int
+    resumed: int
+
+
+@dataclass(frozen=True)
+class UpscaleResult:
+    step: str
+    output: BatchRef
+    resumed: bool
+    """Found finished in the store rather than computed."""
+
+
+@dataclass(frozen=True)
+class InterpolateResult:
+    step: str
+    output: BatchRef
+    cuts: list[int]
+    """Input indices ``i`` where the pair (i, i+1) is a scene cut."""
+    duplicates: list[int]
+    """Input indices ``i`` where frame i+1 repeats frame i exactly."""
+    interpolated: int
+    """Output frames that went through the network (0 when resumed)."""
+    resumed: bool
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    step: str
+    segment: str
+    frames: int
+    resumed: bool
+
+
+@dataclass
+class JoinResult:
+    """The finished output: its frames and what happened to the source's other streams."""
+
+    output: str
+    frames: int = 0
+    copied_streams: list[str] = field(default_factory=list)
+    reencoded_streams: list[str] = field(default_factory=list)
+    dropped_streams: list[str] = field(default_factory=list)
+
+
+# -- cutting tasks from a plan --------------------------------------------------------------------
 
 
 def extract_task(plan: JobPlan, step: Step, info: VideoInfo) -> ExtractTask:

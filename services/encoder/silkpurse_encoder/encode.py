@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -37,18 +36,10 @@ from silkpurse.errors import MediaError, OutputError
 from silkpurse.media.codecs import CODECS, EncodeOptions, container_for
 from silkpurse.media.ffmpeg_process import FfmpegProcess
 from silkpurse.media.probe import AudioStream, SubtitleStream, VideoInfo
+from silkpurse.tasks import JoinResult
 
 # Audio codecs MP4/MOV hold without re-encoding (ffmpeg 5.1's mov muxer).
 _MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus"}
-
-
-@dataclass
-class EncodeReport:
-    output: Path
-    frames: int
-    copied_streams: list[str] = field(default_factory=list)
-    reencoded_streams: list[str] = field(default_factory=list)
-    dropped_streams: list[str] = field(default_factory=list)
 
 
 def check_output(output: Path, source: Path) -> None:
@@ -188,7 +179,7 @@ def _segment_graph(
 
 def join(
     segments: list[Path], output: Path, source: VideoInfo, *, rate: Fraction, options: EncodeOptions, scratch: Path
-) -> EncodeReport:
+) -> JoinResult:
     """Join ``segments`` into ``output`` (written to a temporary name, then renamed) with the
     source's audio, subtitles, chapters and metadata."""
     joined = scratch / "joined.mp4"
@@ -200,7 +191,7 @@ def join(
     _run(ffmpeg.output(concat["v:0"], str(joined), c="copy", format="mp4", **{"bsf:v": snap}).overwrite_output())
 
     partial = partial_path(output)
-    report = EncodeReport(output=output, frames=0)
+    report = JoinResult(output=str(output))
     try:
         _run(_mux_graph(joined, partial, source, options, timescale, report))
         os.replace(partial, output)
@@ -211,9 +202,9 @@ def join(
 
 
 def _mux_graph(
-    joined: Path, partial: Path, source: VideoInfo, options: EncodeOptions, timescale: int, report: EncodeReport
+    joined: Path, partial: Path, source: VideoInfo, options: EncodeOptions, timescale: int, report: JoinResult
 ) -> Any:
-    container = container_for(report.output)
+    container = container_for(Path(report.output))
     streams: list[Any] = [ffmpeg.input(str(joined), itsoffset=f"{source.start_time:.6f}")["v:0"]]
     args: dict[str, Any] = {"c:v": "copy", "format": container}
     original = ffmpeg.input(str(source.path))
@@ -241,7 +232,7 @@ def _mux_graph(
     return ffmpeg.output(*streams, str(partial), **args).overwrite_output()
 
 
-def _audio_args(n: int, audio: AudioStream, container: str, report: EncodeReport) -> dict[str, Any]:
+def _audio_args(n: int, audio: AudioStream, container: str, report: JoinResult) -> dict[str, Any]:
     if container == "matroska" or audio.codec in _MP4_AUDIO:
         report.copied_streams.append(f"audio #{audio.index} ({audio.codec})")
         return {f"c:a:{n}": "copy"}
@@ -249,7 +240,7 @@ def _audio_args(n: int, audio: AudioStream, container: str, report: EncodeReport
     return {f"c:a:{n}": "aac", f"b:a:{n}": f"{64 * max(2, audio.channels)}k"}
 
 
-def _subtitle_codec(sub: SubtitleStream, container: str, report: EncodeReport) -> str | None:
+def _subtitle_codec(sub: SubtitleStream, container: str, report: JoinResult) -> str | None:
     if container == "matroska":
         codec = "srt" if sub.codec == "mov_text" else "copy"
     elif sub.is_text:

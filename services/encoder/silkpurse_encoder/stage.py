@@ -7,7 +7,6 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from silkpurse.batch import FrameBatch
@@ -15,16 +14,8 @@ from silkpurse.errors import MediaError
 from silkpurse.media.probe import count_frames
 from silkpurse.settings import get_settings
 from silkpurse.store import BatchStore, LocalStore
-from silkpurse.tasks import EncodeTask, JoinTask
-from silkpurse_encoder.encode import EncodeReport, SegmentWriter, join, write_segment
-
-
-@dataclass(frozen=True)
-class SegmentResult:
-    step: str
-    segment: str
-    frames: int
-    resumed: bool
+from silkpurse.tasks import EncodeTask, JoinResult, JoinTask, SegmentResult
+from silkpurse_encoder.encode import SegmentWriter, join, write_segment
 
 
 def segment_done(store: BatchStore, key: str) -> bool:
@@ -62,7 +53,7 @@ def encode_segment(task: EncodeTask, store: BatchStore, batches: Iterable[FrameB
     return SegmentResult(task.step, task.segment, task.frames, resumed=False)
 
 
-def join_segments(task: JoinTask, store: BatchStore, output: Path) -> EncodeReport:
+def join_segments(task: JoinTask, store: BatchStore, output: Path) -> JoinResult:
     """Join the task's segments into ``output`` with the source's other streams, and check it."""
     with _scratch() as scratch, ExitStack() as files:
         segments = [files.enter_context(_local_file(store, key, scratch)) for key in task.segments]

@@ -9,26 +9,10 @@ first batch while the rest are still decoding.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from silkpurse.store import BatchStore, finished_batch
-from silkpurse.tasks import BatchRef, ExtractTask
+from silkpurse.tasks import ExtractedBatch, ExtractResult, ExtractTask
 from silkpurse_extractor.extract import decode_ranges
-
-
-@dataclass(frozen=True)
-class ExtractedBatch:
-    batch: BatchRef
-    resumed: bool
-    """Found finished in the store rather than decoded."""
-
-
-@dataclass(frozen=True)
-class ExtractResult:
-    step: str
-    batches: tuple[BatchRef, ...]
-    decoded: int
-    resumed: int
 
 
 def extract_stream(task: ExtractTask, store: BatchStore) -> Iterator[ExtractedBatch]:

@@ -22,7 +22,7 @@ from silkpurse import timeline
 from silkpurse.batch import FrameBatch
 from silkpurse.errors import InputError, OptionsError
 from silkpurse.store import BatchStore, finished_batch
-from silkpurse.tasks import BatchRef, InterpolateTask, check_model
+from silkpurse.tasks import InterpolateResult, InterpolateTask, check_model
 from silkpurse_interpolator import scene, timing
 from silkpurse_interpolator.engine import Interpolator, Pair
 
@@ -37,19 +37,6 @@ class InterpolatedBatch:
     """Input indices ``i`` where frame i+1 repeats frame i exactly (copied, no network)."""
     interpolated: int = 0
     """Output frames that went through the network."""
-
-
-@dataclass(frozen=True)
-class InterpolateResult:
-    step: str
-    output: BatchRef
-    cuts: list[int]
-    """Input indices ``i`` where the pair (i, i+1) is a scene cut."""
-    duplicates: list[int]
-    """Input indices ``i`` where frame i+1 repeats frame i exactly."""
-    interpolated: int
-    """Output frames that went through the network (0 when resumed)."""
-    resumed: bool
 
 
 def interpolate(task: InterpolateTask, store: BatchStore, engine: Interpolator) -> InterpolateResult:

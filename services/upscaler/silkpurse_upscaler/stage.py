@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from silkpurse.batch import FrameBatch
 from silkpurse.store import BatchStore, finished_batch
-from silkpurse.tasks import BatchRef, UpscaleTask, check_model
+from silkpurse.tasks import UpscaleResult, UpscaleTask, check_model
 from silkpurse_upscaler.engine import Upscaler
-
-
-@dataclass(frozen=True)
-class UpscaleResult:
-    step: str
-    output: BatchRef
-    resumed: bool
-    """Found finished in the store rather than computed."""
 
 
 def upscale(task: UpscaleTask, store: BatchStore, engine: Upscaler) -> UpscaleResult:
