@@ -2,14 +2,10 @@
 
 It reads top to bottom: probe the input, load the engines the options need (a bad model or
 device fails before any decoding), build the :class:`~silkpurse.plan.JobPlan` from the engines'
-identities, then for each chunk: extract -> upscale -> interpolate -> encode a segment, and
-finally join the segments with the source's audio, subtitles and metadata. Every step is a
-stage's own entry point (``silkpurse_<stage>.stage``), the very functions the services wrap.
-
-Three threads overlap the work: ffmpeg decoding (a chunk ahead at most), model inference
-(PyTorch releases the GIL) and ffmpeg encoding. A chunk's batches are deleted once its segment
-is stored, so the work directory holds about two chunks' batches whatever the video's length.
-Running the same command again after an interruption reuses every finished segment and batch.
+identities, take the job's lock, check that two chunks' batches fit on the disk, and hand the
+plan to the :class:`~silkpurse_cli.walker.PlanWalker` with :class:`LocalStages`: each stage's own
+entry point (``silkpurse_<stage>.stage``), the very functions the services wrap, called in this
+process over a :class:`~silkpurse.store.LocalStore` in the work directory.
 """
 
 from __future__ import annotations
@@ -25,15 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from silkpurse import tasks
-from silkpurse.batch import FrameBatch
-from silkpurse.concurrency import background
 from silkpurse.errors import StoreError
 from silkpurse.files import sha256_of
 from silkpurse.media.probe import VideoInfo, probe
-from silkpurse.plan import Chunk, JobOptions, JobPlan, ModelRef, build_plan, stages_needed
+from silkpurse.plan import JobOptions, JobPlan, ModelRef, build_plan, stages_needed
 from silkpurse.progress import Reporter, SilentReporter
 from silkpurse.settings import Settings, get_settings
 from silkpurse.store import LocalStore
+from silkpurse_cli.walker import PlanWalker, WorkCounts
 from silkpurse_encoder.encode import check_output
 from silkpurse_encoder.stage import encode_segment, join_segments, segment_done
 from silkpurse_extractor.stage import extract_stream
@@ -50,18 +45,6 @@ class RunOptions:
     device: str | None = None
     keep_work: bool = False
     work_dir: Path | None = None
-
-
-@dataclass
-class WorkCounts:
-    """What a run computed and what it found finished (``--json`` reports both)."""
-
-    segments_computed: int = 0
-    segments_resumed: int = 0
-    batches_computed: int = 0
-    batches_resumed: int = 0
-    cuts: list[int] = field(default_factory=list)
-    duplicates: list[int] = field(default_factory=list)
 
 
 @dataclass(kw_only=True)
@@ -127,22 +110,15 @@ class Pipeline:
         self.store = LocalStore(self.work_dir)
         self.counts = WorkCounts()
 
-    # -- the story ----------------------------------------------------------------------------
     def run(self) -> EnhanceResult:
         started = time.perf_counter()
         plan, info = self.plan, self.info
+        calls = LocalStages(self.store, self.upscaler, self.interpolator)
+        walker = PlanWalker(plan, info, calls, self.reporter, keep_work=self.run_options.keep_work)
         with _job_lock(self.work_dir, plan.job):
             self._check_disk_space()
-            self._announce()
-            todo = [c for c in plan.chunks if not self._segment_resumed(c)]
-            final = background(self._computed(background(self._extracted(todo), name="extract")), name="compute")
-            for chunk in todo:
-                self._encode(chunk, final)
-            report = join_segments(tasks.join_task(plan, plan.step("join"), info), self.store, self.output)
-            if not self.run_options.keep_work:
-                self.store.delete_prefix(plan.job)
-        for message in report.dropped_streams:
-            self.reporter.note(f"dropped {message}")
+            report = walker.run(self.output)
+        self.counts = walker.counts
         out_info = probe(self.output)
         return EnhanceResult(
             input=str(self.source),
@@ -158,23 +134,12 @@ class Pipeline:
             duration_out=round(out_info.duration, 6),
             seconds=round(time.perf_counter() - started, 3),
             chunks=len(plan.chunks),
-            **asdict(self.counts),
+            **asdict(walker.counts),
             streams_copied=report.copied_streams,
             streams_reencoded=report.reencoded_streams,
             streams_dropped=report.dropped_streams,
             notes=[f"variable frame rate converted to {_rate(info.rate)} fps"] if info.vfr else [],
         )
-
-    def _announce(self) -> None:
-        plan = self.plan
-        self.reporter.stage("decode", plan.frames_in)
-        if self.upscaler is not None:
-            self.reporter.stage("upscale", plan.frames_in)
-        if self.interpolator is not None:
-            self.reporter.stage("interpolate", plan.frames_out)
-        self.reporter.stage("encode", plan.frames_out)
-        if self.info.vfr:
-            self.reporter.note(f"variable frame rate input: converted to a constant {float(plan.rate_in):g} fps")
 
     def _check_disk_space(self) -> None:
         """Fail before any work when two chunks' batches cannot fit, not hours later."""
@@ -187,92 +152,40 @@ class Pipeline:
                 "point --work-dir (or SILKPURSE_WORK_DIR) at a larger disk, or lower --chunk-frames",
             )
 
-    # -- the three threads --------------------------------------------------------------------
-    def _segment_resumed(self, chunk: Chunk) -> bool:
-        if not segment_done(self.store, self.plan.segment_key(chunk)):
-            return False
-        self.counts.segments_resumed += 1
-        for stage in ("decode", "upscale", "interpolate", "encode"):
-            frames = chunk.out_end - chunk.out_first if stage in ("interpolate", "encode") else chunk.end - chunk.first
-            self.reporter.advance(stage, frames, resumed=True)
-        return True
 
-    def _extracted(self, chunks: list[Chunk]) -> Iterator[tuple[Chunk, tasks.BatchRef]]:
-        """Decoding thread: each chunk's batches as they reach the store."""
-        for chunk in chunks:
-            task = tasks.extract_task(self.plan, self.plan.step(f"{chunk.name}/extract"), self.info)
-            for done in extract_stream(task, self.store):
-                self._count(done.resumed)
-                if done.batch.first < chunk.end:  # the overlap frame is the next chunk's to count
-                    self.reporter.advance("decode", done.batch.frames, resumed=done.resumed)
-                yield chunk, done.batch
+class LocalStages:
+    """The stage entry points called in this process, over a local store."""
 
-    def _computed(self, extracted: Iterator[tuple[Chunk, tasks.BatchRef]]) -> Iterator[tuple[Chunk, str]]:
-        """Model thread: upscale each batch as it arrives; interpolate batch j as soon as
-        batch j + 1 is ready. Yields the keys of each chunk's final batches, in order."""
-        plan = self.plan
-        position: dict[int, int] = {}
-        for chunk, _ref in extracted:
-            j = position[chunk.index] = position.get(chunk.index, -1) + 1
-            batch = chunk.batches[j]
-            key = plan.batch_key("extract", chunk, batch)
-            if self.upscaler is not None:
-                key = self._upscale(chunk, j)
-            if self.interpolator is None:
-                if not batch.overlap:
-                    yield chunk, key
-                continue
-            if j > 0:
-                yield chunk, self._interpolate(chunk, j - 1)
-            if j == len(chunk.batches) - 1 and not batch.overlap:
-                yield chunk, self._interpolate(chunk, j)
+    def __init__(self, store: LocalStore, upscaler: Upscaler | None, interpolator: Interpolator | None) -> None:
+        self.store, self.upscaler, self.interpolator = store, upscaler, interpolator
 
-    def _upscale(self, chunk: Chunk, j: int) -> str:
+    def extract(self, task: tasks.ExtractTask) -> Iterator[tasks.ExtractedBatch]:
+        return extract_stream(task, self.store)
+
+    def upscale(self, task: tasks.UpscaleTask) -> tasks.UpscaleResult:
         from silkpurse_upscaler.stage import upscale
 
         assert self.upscaler is not None
-        step = self.plan.step(f"{chunk.name}/upscale/{chunk.batches[j].name}")
-        result = upscale(tasks.upscale_task(self.plan, step), self.store, self.upscaler)
-        self._count(result.resumed)
-        if not chunk.batches[j].overlap:
-            self.reporter.advance("upscale", result.output.frames, resumed=result.resumed)
-        return result.output.key
+        return upscale(task, self.store, self.upscaler)
 
-    def _interpolate(self, chunk: Chunk, j: int) -> str:
+    def interpolate(self, task: tasks.InterpolateTask) -> tasks.InterpolateResult:
         from silkpurse_interpolator.stage import interpolate
 
         assert self.interpolator is not None
-        step = self.plan.step(f"{chunk.name}/interpolate/{chunk.batches[j].name}")
-        result = interpolate(tasks.interpolate_task(self.plan, step), self.store, self.interpolator)
-        self._count(result.resumed)
-        self.counts.cuts.extend(result.cuts)
-        self.counts.duplicates.extend(result.duplicates)
-        self.reporter.advance("interpolate", result.output.frames, resumed=result.resumed)
-        return result.output.key
+        return interpolate(task, self.store, self.interpolator)
 
-    def _encode(self, chunk: Chunk, final: Iterator[tuple[Chunk, str]]) -> None:
-        """Encoding (this thread): the chunk's segment from its batches as they are computed;
-        then its batches are dropped."""
-        task = tasks.encode_task(self.plan, self.plan.step(f"{chunk.name}/encode"), self.info)
+    def encode_segment(self, task: tasks.EncodeTask, ready: Iterator[str]) -> tasks.SegmentResult:
+        # Frames stream into ffmpeg as they are computed: encoding overlaps the models.
+        return encode_segment(task, self.store, (self.store.get_batch(key) for key in ready))
 
-        def batches() -> Iterator[FrameBatch]:
-            for _ in task.sources:
-                produced, key = next(final)
-                assert produced.index == chunk.index, "batches arrive in plan order"
-                batch = self.store.get_batch(key)
-                self.reporter.advance("encode", len(batch))
-                yield batch
+    def join(self, task: tasks.JoinTask, output: Path) -> tasks.JoinResult:
+        return join_segments(task, self.store, output)
 
-        encode_segment(task, self.store, batches())
-        self.counts.segments_computed += 1
-        if not self.run_options.keep_work:
-            self.store.delete_prefix(self.plan.chunk_prefix(chunk))
+    def segment_done(self, key: str) -> bool:
+        return segment_done(self.store, key)
 
-    def _count(self, resumed: bool) -> None:
-        if resumed:
-            self.counts.batches_resumed += 1
-        else:
-            self.counts.batches_computed += 1
+    def drop(self, prefix: str) -> None:
+        self.store.delete_prefix(prefix)
 
 
 def enhance(

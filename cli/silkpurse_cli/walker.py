@@ -1,0 +1,179 @@
+"""Walking a job plan: the one story every runner of the command line tells.
+
+:class:`PlanWalker` runs a :class:`~silkpurse.plan.JobPlan` chunk by chunk through a
+:class:`StageCalls`: the embedded runner's calls the stage entry points in this process, a
+remote runner's calls the same entry points in the services. The walker decides only the
+order and the overlap:
+
+* a decoding thread yields each chunk's batches as they reach the store (a chunk ahead at most);
+* a model thread upscales each batch as it arrives and interpolates batch j as soon as batch
+  j + 1 is upscaled;
+* this thread encodes each chunk's segment from its batches as they are computed, then drops
+  the chunk's batches, so the store holds about two chunks' batches at a time;
+* finally the segments are joined into the output.
+
+Chunks whose segment a previous run stored are skipped whole; inside a chunk, every stage
+entry point skips the batches it finds finished, so an interrupted job resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from silkpurse import tasks
+from silkpurse.concurrency import background
+from silkpurse.media.probe import VideoInfo
+from silkpurse.plan import Chunk, JobPlan
+from silkpurse.progress import Reporter
+
+
+class StageCalls(Protocol):
+    """How a runner reaches each stage's entry point (in process, or through a service)."""
+
+    def extract(self, task: tasks.ExtractTask) -> Iterator[tasks.ExtractedBatch]: ...
+
+    def upscale(self, task: tasks.UpscaleTask) -> tasks.UpscaleResult: ...
+
+    def interpolate(self, task: tasks.InterpolateTask) -> tasks.InterpolateResult: ...
+
+    def encode_segment(self, task: tasks.EncodeTask, ready: Iterator[str]) -> tasks.SegmentResult:
+        """Encode the task's segment; ``ready`` yields each source key once it is stored (in order)."""
+        ...
+
+    def join(self, task: tasks.JoinTask, output: Path) -> tasks.JoinResult: ...
+
+    def segment_done(self, key: str) -> bool: ...
+
+    def drop(self, prefix: str) -> None:
+        """Delete the work stored under ``prefix``."""
+        ...
+
+
+@dataclass
+class WorkCounts:
+    """What a run computed and what it found finished (``--json`` reports both)."""
+
+    segments_computed: int = 0
+    segments_resumed: int = 0
+    batches_computed: int = 0
+    batches_resumed: int = 0
+    cuts: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+
+
+class PlanWalker:
+    def __init__(
+        self, plan: JobPlan, info: VideoInfo, calls: StageCalls, reporter: Reporter, *, keep_work: bool
+    ) -> None:
+        self.plan, self.info, self.calls, self.reporter = plan, info, calls, reporter
+        self.keep_work = keep_work
+        self.counts = WorkCounts()
+
+    def run(self, output: Path) -> tasks.JoinResult:
+        plan = self.plan
+        self._announce()
+        todo = [c for c in plan.chunks if not self._segment_resumed(c)]
+        final = background(self._computed(background(self._extracted(todo), name="extract")), name="compute")
+        for chunk in todo:
+            self._encode(chunk, final)
+        report = self.calls.join(tasks.join_task(plan, plan.step("join"), self.info), output)
+        if not self.keep_work:
+            self.calls.drop(plan.job)
+        for message in report.dropped_streams:
+            self.reporter.note(f"dropped {message}")
+        return report
+
+    def _announce(self) -> None:
+        plan = self.plan
+        self.reporter.stage("decode", plan.frames_in)
+        if plan.upscaler is not None:
+            self.reporter.stage("upscale", plan.frames_in)
+        if plan.interpolator is not None:
+            self.reporter.stage("interpolate", plan.frames_out)
+        self.reporter.stage("encode", plan.frames_out)
+        if self.info.vfr:
+            self.reporter.note(f"variable frame rate input: converted to a constant {float(plan.rate_in):g} fps")
+
+    def _segment_resumed(self, chunk: Chunk) -> bool:
+        if not self.calls.segment_done(self.plan.segment_key(chunk)):
+            return False
+        self.counts.segments_resumed += 1
+        for stage in ("decode", "upscale", "interpolate", "encode"):
+            frames = chunk.out_end - chunk.out_first if stage in ("interpolate", "encode") else chunk.end - chunk.first
+            self.reporter.advance(stage, frames, resumed=True)
+        return True
+
+    # -- the three threads --------------------------------------------------------------------
+
+    def _extracted(self, chunks: list[Chunk]) -> Iterator[Chunk]:
+        """Decoding thread: a chunk's batches as they reach the store (one item per batch)."""
+        for chunk in chunks:
+            task = tasks.extract_task(self.plan, self.plan.step(f"{chunk.name}/extract"), self.info)
+            for done in self.calls.extract(task):
+                self._count(done.resumed)
+                if done.batch.first < chunk.end:  # the overlap frame is the next chunk's to count
+                    self.reporter.advance("decode", done.batch.frames, resumed=done.resumed)
+                yield chunk
+
+    def _computed(self, extracted: Iterator[Chunk]) -> Iterator[tuple[Chunk, str]]:
+        """Model thread: upscale each batch as it arrives; interpolate batch j as soon as
+        batch j + 1 is ready. Yields the keys of each chunk's final batches, in order."""
+        plan = self.plan
+        position: dict[int, int] = {}
+        for chunk in extracted:
+            j = position[chunk.index] = position.get(chunk.index, -1) + 1
+            batch = chunk.batches[j]
+            key = plan.batch_key("extract", chunk, batch)
+            if plan.upscaler is not None:
+                key = self._upscale(chunk, j)
+            if plan.interpolator is None:
+                if not batch.overlap:
+                    yield chunk, key
+                continue
+            if j > 0:
+                yield chunk, self._interpolate(chunk, j - 1)
+            if j == len(chunk.batches) - 1 and not batch.overlap:
+                yield chunk, self._interpolate(chunk, j)
+
+    def _upscale(self, chunk: Chunk, j: int) -> str:
+        step = self.plan.step(f"{chunk.name}/upscale/{chunk.batches[j].name}")
+        result = self.calls.upscale(tasks.upscale_task(self.plan, step))
+        self._count(result.resumed)
+        if not chunk.batches[j].overlap:
+            self.reporter.advance("upscale", result.output.frames, resumed=result.resumed)
+        return result.output.key
+
+    def _interpolate(self, chunk: Chunk, j: int) -> str:
+        step = self.plan.step(f"{chunk.name}/interpolate/{chunk.batches[j].name}")
+        result = self.calls.interpolate(tasks.interpolate_task(self.plan, step))
+        self._count(result.resumed)
+        self.counts.cuts.extend(result.cuts)
+        self.counts.duplicates.extend(result.duplicates)
+        self.reporter.advance("interpolate", result.output.frames, resumed=result.resumed)
+        return result.output.key
+
+    def _encode(self, chunk: Chunk, final: Iterator[tuple[Chunk, str]]) -> None:
+        """Encoding (this thread): the chunk's segment from its batches as they are computed;
+        then its batches are dropped."""
+        task = tasks.encode_task(self.plan, self.plan.step(f"{chunk.name}/encode"), self.info)
+
+        def ready() -> Iterator[str]:
+            for source in task.sources:
+                produced, key = next(final)
+                assert (produced.index, key) == (chunk.index, source.key), "batches arrive in plan order"
+                self.reporter.advance("encode", source.frames)
+                yield key
+
+        result = self.calls.encode_segment(task, ready())
+        self.counts.segments_computed += not result.resumed
+        if not self.keep_work:
+            self.calls.drop(self.plan.chunk_prefix(chunk))
+
+    def _count(self, resumed: bool) -> None:
+        if resumed:
+            self.counts.batches_resumed += 1
+        else:
+            self.counts.batches_computed += 1
