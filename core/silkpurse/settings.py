@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_cache_path
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DeviceName = Literal["auto", "cpu", "cuda"]
@@ -29,6 +29,20 @@ class Settings(BaseSettings):
     download_timeout_s: float = Field(default=60.0, gt=0)
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
+
+    # The object store of the services (silkpurse.s3.S3Store, chosen by silkpurse.store.open_store
+    # when s3_endpoint is set; see docs/architecture.md, "Object store").
+    s3_endpoint: str | None = Field(default=None, description="host:port of an S3/MinIO server, no scheme.")
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_bucket: str = Field(default="silkpurse", min_length=3, max_length=63)
+    s3_secure: bool | None = Field(
+        default=None, description="HTTPS; unset means HTTPS except for a loopback endpoint (a local dev server)."
+    )
+    s3_region: str | None = None
+    s3_retries: int = Field(default=4, ge=0, le=10, description="Retries of a refused, timed-out or 5xx request.")
+    s3_timeout_s: float = Field(default=10.0, gt=0, le=300, description="Read timeout of one request.")
+    s3_part_size_mib: int = Field(default=16, ge=5, le=5120, description="Multipart part size for large objects.")
 
 
 @lru_cache(maxsize=1)

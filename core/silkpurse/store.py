@@ -4,7 +4,8 @@ A key names what an object *is* (see :mod:`silkpurse.plan`), so the same work al
 the same key and finished work is found again after an interruption, by any runner. Keys are
 validated before any store touches them: relative, no ``..``, no hidden or empty segments.
 :class:`LocalStore` is the embedded mode's store (a work directory); the services use the
-same interface over S3/MinIO.
+same interface over S3/MinIO (:class:`silkpurse.s3.S3Store`). :func:`open_store` picks one from
+the settings, so a runner gets a store without knowing where the bytes live.
 
 Errors: a missing or corrupt object is a :class:`StoreError` (permanent: recompute it); a
 store that does not answer is a :class:`StoreUnavailableError` (retryable).
@@ -21,6 +22,7 @@ from pathlib import Path
 from silkpurse.batch import FrameBatch
 from silkpurse.errors import StoreError, StoreUnavailableError
 from silkpurse.files import write_atomically
+from silkpurse.settings import Settings
 
 log = logging.getLogger(__name__)
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,127}(/[A-Za-z0-9][A-Za-z0-9._=-]{0,127}){0,7}$")
@@ -125,3 +127,14 @@ def finished_batch(store: BatchStore, key: str) -> FrameBatch | None:
     except StoreError as err:
         log.warning("recomputing %s: %s", key, err)
         return None
+
+
+def open_store(settings: Settings) -> BatchStore:
+    """The configured store: S3 when ``SILKPURSE_S3_ENDPOINT`` is set, else the work directory.
+
+    The S3 store (and the ``minio`` SDK) is imported only when configured."""
+    if settings.s3_endpoint:
+        from silkpurse.s3 import S3Store
+
+        return S3Store.from_settings(settings)
+    return LocalStore(settings.work_dir)
