@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from s3_server import S3Server, s3_server
 
 from silkpurse.metrics import psnr  # noqa: F401  (re-exported for the tests)
 from silkpurse.settings import get_settings
@@ -25,6 +26,14 @@ def _isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["SILKPURSE_WORK_DIR"] = str(root / "work")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server for the session (MinIO in Docker where available, else SeaweedFS), with
+    throwaway credentials; ``s3.stop()`` / ``s3.start()`` take it down and back."""
+    with s3_server(tmp_path_factory.mktemp("s3-server")) as server:
+        yield server
 
 
 def ffmpeg(*args: str) -> None:
