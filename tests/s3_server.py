@@ -10,6 +10,7 @@ the same endpoint (the "S3 is down, then back" tests).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import secrets
 import shutil
@@ -25,8 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import urllib3
+
 MINIO_IMAGE = os.environ.get("SILKPURSE_TEST_MINIO_IMAGE", "minio/minio:latest")  # used only if present
 READY_TIMEOUT_S = 30.0
+PROBE_BUCKET = "readiness-probe"
 # `weed mini` opens one port per component; every one is chosen free so that two sessions
 # (or two worktrees) never collide. gRPC ports are given too: their default is port + 10000.
 WEED_PORTS = (
@@ -57,13 +61,43 @@ def free_ports(count: int) -> list[int]:
 
 
 def answers_s3(endpoint: str) -> bool:
-    """A real request: an S3 server answers an unsigned ``GET /`` with an XML error (403)."""
+    """The port answers like an S3 server: an unsigned ``GET /`` gets an XML error (403)."""
     try:
         with urllib.request.urlopen(f"http://{endpoint}/", timeout=1):
             return True
     except urllib.error.HTTPError as err:
         return err.code in (400, 403) and "xml" in err.headers.get("Content-Type", "")
     except OSError:
+        return False
+
+
+def serves_objects(endpoint: str, access_key: str, secret_key: str) -> bool:
+    """A signed write and read of a small object succeed. SeaweedFS answers S3 before its
+    volume server has registered again after a restart (writes and reads then fail with
+    InternalError), so the port answering is not enough."""
+    if not answers_s3(endpoint):
+        return False
+    from minio import Minio
+    from minio.error import MinioException
+
+    client = Minio(
+        endpoint,
+        access_key=access_key,
+        secret_key=secret_key,
+        secure=False,
+        http_client=urllib3.PoolManager(timeout=urllib3.Timeout(connect=1, read=3), retries=False),
+    )
+    try:
+        if not client.bucket_exists(PROBE_BUCKET):
+            client.make_bucket(PROBE_BUCKET)
+        client.put_object(PROBE_BUCKET, "probe", io.BytesIO(b"ready"), 5)
+        response = client.get_object(PROBE_BUCKET, "probe")
+        try:
+            return response.read() == b"ready"
+        finally:
+            response.close()
+            response.release_conn()
+    except (MinioException, urllib3.exceptions.HTTPError, OSError):
         return False
 
 
@@ -113,6 +147,7 @@ class _Weed:
         (root / "data").mkdir(parents=True, exist_ok=True)
         (root / "tmp").mkdir(exist_ok=True)
         self.log = root / "weed.log"
+        self.keys = (access_key, secret_key)
         self.env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
         self.env["TMPDIR"] = str(root / "tmp")  # its glog files
         self.proc: subprocess.Popen[bytes] | None = None
@@ -140,12 +175,12 @@ class _Weed:
                 self.command(), env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not answers_s3(self.endpoint):
+        while not serves_objects(self.endpoint, *self.keys):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.kill()
                 tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
                 raise RuntimeError(
-                    f"SeaweedFS did not answer S3 on {self.endpoint} within {READY_TIMEOUT_S:g} s:\n{tail}"
+                    f"SeaweedFS did not serve S3 objects on {self.endpoint} within {READY_TIMEOUT_S:g} s:\n{tail}"
                 )
             time.sleep(0.05)
 
@@ -197,7 +232,7 @@ def _minio_container(access_key: str, secret_key: str) -> Iterator[S3Server | No
     def start() -> None:
         wrapped.start()
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not answers_s3(endpoint):
+        while not serves_objects(endpoint, access_key, secret_key):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"MinIO did not answer on {endpoint} within {READY_TIMEOUT_S:g} s")
             time.sleep(0.1)

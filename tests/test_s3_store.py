@@ -209,7 +209,7 @@ def slow_down_server() -> Iterator[str]:
 
 def test_slow_down_answers_are_retried_with_backoff_then_unavailable(slow_down_server: str) -> None:
     store = S3Store(slow_down_server, "k", "s", "silkpurse", secure=False, region="us-east-1", retries=2)
-    with pytest.raises(StoreUnavailableError, match=r"not reachable \((HTTP 503|SlowDown), 3 tries\)"):
+    with pytest.raises(StoreUnavailableError, match=r"is failing \((HTTP 503|SlowDown), 3 tries\)"):
         store.get("job/batch")
     assert _SlowDown.requests == 3  # one try and two retries (a HEAD has no body: "HTTP 503")
 

@@ -302,7 +302,7 @@ class S3Store(BatchStore):
         except (ServerError, InvalidResponseError) as err:
             status = err.status_code if isinstance(err, ServerError) else _status_of(err)
             if status is not None and status >= 500:
-                self._raise_unavailable(f"HTTP {status}")
+                self._raise_unavailable(f"HTTP {status}", failing=True)
             raise StoreError(
                 f"the object store at {self.endpoint} gave an unexpected answer (HTTP {status})",
                 "check that SILKPURSE_S3_ENDPOINT is an S3 server",
@@ -329,14 +329,16 @@ class S3Store(BatchStore):
                 "choose another SILKPURSE_S3_BUCKET",
             ) from None
         if err.code in _BUSY_CODES or (status is not None and status >= 500):
-            self._raise_unavailable(str(err.code))
+            self._raise_unavailable(str(err.code), failing=True)
         what = key if key is not None else f"bucket {self.bucket}"
         raise StoreError(f"the object store at {self.endpoint} refused {what} ({err.code}: {err.message})") from None
 
-    def _raise_unavailable(self, reason: str) -> NoReturn:
+    def _raise_unavailable(self, reason: str, *, failing: bool = False) -> NoReturn:
         tries = f"{self.retries + 1} tries" if self.retries else "1 try"
+        state = "is failing" if failing else "is not reachable"  # a 5xx answer, or no answer
         raise StoreUnavailableError(
-            f"the object store at {self.endpoint} is not reachable ({reason}, {tries})", _CHECK_ENDPOINT
+            f"the object store at {self.endpoint} {state} ({reason}, {tries})",
+            "retry later or check the server" if failing else _CHECK_ENDPOINT,
         ) from None
 
     def _reason(self, err: Exception) -> str:
