@@ -388,6 +388,53 @@ def models_import(path: Path, name: str | None) -> None:
     click.echo(str(import_weights(path, name)))
 
 
+@cli.command()
+@click.argument("stage", type=click.Choice(["extractor", "upscaler", "interpolator", "encoder"]))
+@click.option("--host", help="Address to bind [default: 127.0.0.1, or SILKPURSE_HOST].")
+@click.option("--port", type=int, help="gRPC port [default: 50051-50054 by stage, or SILKPURSE_PORT].")
+@click.option(
+    "--metrics-port", type=int, help="Prometheus port, 0 = off [default: 9451-9454, or SILKPURSE_METRICS_PORT]."
+)
+@click.option("--max-concurrent", type=int, help="Calls computed at once [default: 1 for model stages, else 2].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Compute device (model stages).")
+@click.option("--model", help="Model name or weights path (model stages) [default: the stage's default model].")
+@click.option("--scale", type=int, default=2, show_default=True, help="Upscale factor (upscaler).")
+@click.option("--tile", type=int, default=None, help="Tile size in pixels, 0 = off (upscaler) [default: automatic].")
+@click.option("--denoise-strength", type=float, default=None, help="Denoise blend (upscaler, realesr-general-x4v3).")
+@click.option("--rife-scale", type=float, default=1.0, show_default=True, help="RIFE flow scale (interpolator).")
+def serve(stage: str, **flags: Any) -> None:
+    """Run one stage as a gRPC service (see docs/services.md); stops gracefully on SIGTERM."""
+    from silkpurse.service.settings import ServiceSettings
+
+    overrides = {
+        k: flags[k] for k in ("host", "port", "metrics_port", "max_concurrent", "device") if flags[k] is not None
+    }
+    settings = ServiceSettings().model_copy(update=overrides)
+    if stage == "extractor":
+        from silkpurse_extractor.server import main as serve_extractor
+
+        code = serve_extractor(settings)
+    elif stage == "encoder":
+        from silkpurse_encoder.server import main as serve_encoder
+
+        code = serve_encoder(settings)
+    elif stage == "upscaler":
+        from silkpurse_upscaler.server import UpscalerOptions
+        from silkpurse_upscaler.server import main as serve_upscaler
+
+        model = flags["model"] or UpscalerOptions.model
+        options = UpscalerOptions(model, flags["scale"], flags["tile"], flags["denoise_strength"], settings.device)
+        code = serve_upscaler(settings, options)
+    else:
+        from silkpurse_interpolator.server import InterpolatorOptions
+        from silkpurse_interpolator.server import main as serve_interpolator
+
+        model = flags["model"] or InterpolatorOptions.model
+        code = serve_interpolator(settings, InterpolatorOptions(model, flags["rife_scale"], settings.device))
+    if code:
+        sys.exit(code)
+
+
 def _interrupted() -> None:
     """Ctrl-C: the partial output is already removed and finished batches are stored. Exit at
     once rather than wait for a model call in flight (interpreter shutdown would also abort a

@@ -1,0 +1,50 @@
+"""The services' settings: the core's :class:`~silkpurse.settings.Settings` plus what a server
+needs (same ``SILKPURSE_`` prefix, one object per process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from silkpurse.settings import Settings
+
+StageService = Literal["extractor", "upscaler", "interpolator", "encoder"]
+
+#: Default gRPC and metrics ports per stage (a machine can run one of each side by side).
+DEFAULT_PORTS: dict[str, int] = {"extractor": 50051, "upscaler": 50052, "interpolator": 50053, "encoder": 50054}
+DEFAULT_METRICS_PORTS: dict[str, int] = {"extractor": 9451, "upscaler": 9452, "interpolator": 9453, "encoder": 9454}
+
+
+class ServiceSettings(Settings):
+    host: str = Field(default="127.0.0.1", description="Address the gRPC and metrics servers bind to.")
+    port: int | None = Field(default=None, ge=0, le=65535, description="gRPC port; default per stage.")
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="Prometheus port; default per stage, 0 turns it off."
+    )
+    max_concurrent: int | None = Field(
+        default=None, ge=1, le=256, description="Calls computed at once; default 1 for model stages, 2 otherwise."
+    )
+    max_queue: int = Field(
+        default=2, ge=0, le=1024, description="Calls waiting for a slot; beyond: RESOURCE_EXHAUSTED."
+    )
+    queue_wait_s: float = Field(default=60.0, gt=0, description="Longest wait for a slot before RESOURCE_EXHAUSTED.")
+    shutdown_grace_s: float = Field(
+        default=60.0, ge=0, description="On SIGTERM, how long in-flight calls may take to finish (longer than a batch)."
+    )
+    store_dir: Path | None = Field(
+        default=None, description="Shared directory of the batch store; default: the work directory."
+    )
+    log_format: Literal["json", "text"] = "json"
+
+    def port_for(self, stage: str) -> int:
+        return self.port if self.port is not None else DEFAULT_PORTS[stage]
+
+    def metrics_port_for(self, stage: str) -> int:
+        return self.metrics_port if self.metrics_port is not None else DEFAULT_METRICS_PORTS[stage]
+
+    def concurrency_for(self, stage: str) -> int:
+        if self.max_concurrent is not None:
+            return self.max_concurrent
+        return 1 if stage in ("upscaler", "interpolator") else 2
