@@ -88,22 +88,18 @@ T = TypeVar("T")
 
 
 def service_config(max_attempts: int = MAX_ATTEMPTS) -> dict[str, Any]:
-    """Round robin over the replicas; retries on UNAVAILABLE and RESOURCE_EXHAUSTED."""
-    return {
-        "loadBalancingConfig": [{"round_robin": {}}],
-        "methodConfig": [
-            {
-                "name": [{"service": name} for name in _SERVICES],
-                "retryPolicy": {
-                    "maxAttempts": max_attempts,
-                    "initialBackoff": "0.2s",
-                    "maxBackoff": "5s",
-                    "backoffMultiplier": 2.5,
-                    "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"],
-                },
-            }
-        ],
-    }
+    """Round robin over the replicas; retries on UNAVAILABLE and RESOURCE_EXHAUSTED (none
+    when ``max_attempts`` is 1)."""
+    method: dict[str, Any] = {"name": [{"service": name} for name in _SERVICES]}
+    if max_attempts > 1:
+        method["retryPolicy"] = {
+            "maxAttempts": max_attempts,
+            "initialBackoff": "0.2s",
+            "maxBackoff": "5s",
+            "backoffMultiplier": 2.5,
+            "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"],
+        }
+    return {"loadBalancingConfig": [{"round_robin": {}}], "methodConfig": [method]}
 
 
 def channel_target(addresses: str) -> str:
@@ -138,7 +134,7 @@ def channel_target(addresses: str) -> str:
 def connect(addresses: str, *, max_attempts: int = MAX_ATTEMPTS) -> grpc.Channel:
     """An insecure channel to the replicas at ``addresses`` (see the module docs)."""
     options = [
-        ("grpc.enable_retries", 1),
+        ("grpc.enable_retries", int(max_attempts > 1)),
         ("grpc.service_config", json.dumps(service_config(max_attempts))),
         ("grpc.max_receive_message_length", 16 * 1024 * 1024),
     ]

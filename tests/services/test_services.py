@@ -1,0 +1,350 @@
+"""The four gRPC services as real processes: health and reflection, a whole job through the
+client wrappers (byte-identical to the embedded run), idempotency, validation before any read,
+error mapping, the concurrency limit and graceful shutdown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from tests.services.conftest import Server, Services, health_status, service_env, start, stop, wait_serving
+
+from silkpurse import tasks
+from silkpurse.batch import FrameBatch
+from silkpurse.files import sha256_of
+from silkpurse.media.probe import probe
+from silkpurse.plan import JobOptions, ModelRef, build_plan
+from silkpurse.service.client import (
+    EncoderClient,
+    ExtractorClient,
+    InterpolatorClient,
+    RemoteError,
+    UpscalerClient,
+    connect,
+    input_key_of,
+    output_key_of,
+)
+from silkpurse.service.server import Limiter, ServiceInterceptor, ServiceState
+from silkpurse.service.status import DeadlinePassed, NotReady, Overloaded, status_of
+from silkpurse.tasks import BatchRef, UpscaleTask
+from silkpurse.v1 import extractor_pb2, extractor_pb2_grpc
+
+REPO = Path(__file__).resolve().parents[2]
+JOB = "0123456789abcdef01234567"
+
+
+def test_generated_code_matches_the_protos() -> None:
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "gen-protos"), "--check"],
+        capture_output=True,
+        text=True,
+        env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_health_is_not_serving_until_warm_then_serving(services: Services) -> None:
+    for stage in ("upscaler", "interpolator"):
+        seen = [s for s in services[stage].statuses if s != "NO_ANSWER"]
+        assert seen[0] == "NOT_SERVING" and seen[-1] == "SERVING", (stage, services[stage].statuses)
+        assert '"msg": "serving"' in services[stage].log_text()
+    for stage, server in services.servers.items():
+        assert health_status(server.address) == "SERVING"
+        name = {"extractor": "Extractor", "upscaler": "Upscaler", "interpolator": "Interpolator"}.get(stage, "Encoder")
+        assert health_status(server.address, f"silkpurse.v1.{name}Service") == "SERVING"
+
+
+def test_reflection_lists_and_describes_the_services(services: Services) -> None:
+    with grpc.insecure_channel(services["upscaler"].address) as channel:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        names = set(database.get_services())
+        assert {"silkpurse.v1.UpscalerService", "grpc.health.v1.Health"} <= names
+        described = database.FindFileContainingSymbol("silkpurse.v1.UpscalerService")
+        assert described.name == "silkpurse/v1/upscaler.proto"
+
+
+def test_describe_gives_the_replicas_model(services: Services) -> None:
+    up = UpscalerClient(connect(services["upscaler"].address)).describe()
+    assert up.model.name == "realesr-animevideov3" and up.model.precision == "fp32"
+    assert up.identity["weights_sha256"] == up.model.sha256 and up.options["scale"] == 2
+    it = InterpolatorClient(connect(services["interpolator"].address)).describe()
+    assert it.model.name == "rife-hdv3" and it.options == {"rife_scale": 1.0}
+
+
+@pytest.mark.slow
+def test_a_job_through_the_services_is_byte_identical_to_the_embedded_run(
+    services: Services, clip_with_audio: Path, tmp_path: Path
+) -> None:
+    from silkpurse_cli.embedded import Pipeline, RunOptions
+
+    options = JobOptions(scale=2, interpolate=2, batch_size=8, chunk_frames=16)
+    embedded_out = tmp_path / "embedded.mp4"
+    Pipeline(clip_with_audio, embedded_out, options, RunOptions(device="cpu", work_dir=tmp_path / "embedded")).run()
+
+    extractor = ExtractorClient(connect(services["extractor"].address))
+    upscaler = UpscalerClient(connect(services["upscaler"].address))
+    interpolator = InterpolatorClient(connect(services["interpolator"].address))
+    encoder = EncoderClient(connect(services["encoder"].address))
+    info, sha256 = probe(clip_with_audio), sha256_of(clip_with_audio)
+    plan = build_plan(
+        info, sha256, options, upscaler=upscaler.describe().model, interpolator=interpolator.describe().model
+    )
+    store, job = services.store, plan.job
+    input_key = input_key_of(sha256, clip_with_audio)
+    store.upload(input_key, clip_with_audio)
+    for step in plan.steps:  # the plan's order satisfies every step's needs
+        if step.stage == "extract":
+            done = list(extractor.extract_stream(job, tasks.extract_task(plan, step, info), input_key))
+            assert [d.batch.key for d in done] == list(step.outputs)
+        elif step.stage == "upscale":
+            assert upscaler.upscale(job, tasks.upscale_task(plan, step)).output.key == step.outputs[0]
+        elif step.stage == "interpolate":
+            assert interpolator.interpolate(job, tasks.interpolate_task(plan, step)).output.key == step.outputs[0]
+        elif step.stage == "encode":
+            assert (
+                encoder.encode_segment(job, tasks.encode_task(plan, step, info), input_key).segment == step.outputs[0]
+            )
+    output_key = output_key_of(job, "remote.mp4")
+    joined = encoder.join(job, tasks.join_task(plan, plan.step("join"), info), input_key, output_key)
+    assert joined.frames == plan.frames_out and joined.output == output_key
+    remote_out = tmp_path / "remote.mp4"
+    store.download(output_key, remote_out)
+    assert len(plan.chunks) > 1
+    assert remote_out.read_bytes() == embedded_out.read_bytes()
+
+
+# -- single calls on batches made here --------------------------------------------------------
+
+
+def put_source(store_dir: Path, name: str, size: tuple[int, int] = (48, 64), frames: int = 2) -> BatchRef:
+    key = f"{JOB}/c00000/extract-test/{name}.safetensors"
+    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    pixels = rng.integers(0, 256, (frames, *size, 3), dtype=np.uint8)
+    from silkpurse.store import LocalStore
+
+    LocalStore(store_dir).put_batch(key, FrameBatch(pixels, 0, Fraction(30)))
+    return BatchRef(key, 0, frames)
+
+
+def upscale_task(source: BatchRef, model: ModelRef, name: str) -> UpscaleTask:
+    output = replace(source, key=f"{JOB}/c00000/upscale-test/{name}.safetensors")
+    return UpscaleTask("c00000/upscale/" + name, source, output, model, scale=2, tile=None, denoise_strength=None)
+
+
+def computed(server: Server, stage: str = "upscale") -> tuple[float, float]:
+    return (
+        server.metric("silkpurse_batches_total", stage=stage, result="computed"),
+        server.metric("silkpurse_batches_total", stage=stage, result="resumed"),
+    )
+
+
+def test_the_same_upscale_twice_computes_once(services: Services) -> None:
+    client = UpscalerClient(connect(services["upscaler"].address))
+    task = upscale_task(put_source(services.store_dir, "twice"), client.describe().model, "twice")
+    before = computed(services["upscaler"])
+    first, second = client.upscale(JOB, task), client.upscale(JOB, task)
+    assert (first.resumed, second.resumed) == (False, True)
+    after = computed(services["upscaler"])
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+
+
+def test_a_key_outside_the_job_is_refused_before_anything_is_read(services: Services) -> None:
+    client = UpscalerClient(connect(services["upscaler"].address))
+    model = client.describe().model
+    good = put_source(services.store_dir, "outside")
+    before = computed(services["upscaler"])
+    outsiders = [
+        replace(good, key="fedcba9876543210fedcba98/c00000/extract-test/outside.safetensors"),  # another job
+        replace(good, key=f"{JOB}/../etc/passwd"),
+        replace(good, key="inputs/" + "0" * 64),
+    ]
+    for source in outsiders:
+        with pytest.raises(RemoteError) as caught:
+            client.upscale(JOB, upscale_task(source, model, "outside"))
+        assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT, str(caught.value)
+    assert "outside the job's prefix" in str(caught.value) or "not a valid store key" in str(caught.value)
+    assert computed(services["upscaler"]) == before
+    assert not (services.store_dir / JOB / "c00000" / "upscale-test" / "outside.safetensors").exists()
+
+    # The extractor refuses video facts that do not name the job's input object.
+    with grpc.insecure_channel(services["extractor"].address) as channel:
+        stub = extractor_pb2_grpc.ExtractorServiceStub(channel)
+        request = extractor_pb2.ExtractRequest(
+            job=JOB, step="c00000/extract", video_info_json='{"path": "/etc/passwd"}', batches=[]
+        )
+        with pytest.raises(grpc.RpcError) as rpc:
+            list(stub.Extract(request, timeout=10))
+        assert rpc.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_corrupted_batch_is_data_loss_naming_its_key(services: Services) -> None:
+    client = UpscalerClient(connect(services["upscaler"].address))
+    source = put_source(services.store_dir, "corrupt")
+    path = services.store_dir / source.key
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(RemoteError) as caught:
+        client.upscale(JOB, upscale_task(source, client.describe().model, "corrupt"))
+    assert caught.value.code is grpc.StatusCode.DATA_LOSS
+    assert source.key in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_missing_batch_is_not_found(services: Services) -> None:
+    client = UpscalerClient(connect(services["upscaler"].address))
+    source = BatchRef(f"{JOB}/c00000/extract-test/never.safetensors", 0, 2)
+    with pytest.raises(RemoteError) as caught:
+        client.upscale(JOB, upscale_task(source, client.describe().model, "never"))
+    assert caught.value.code is grpc.StatusCode.NOT_FOUND and source.key in str(caught.value)
+
+
+def test_another_model_is_failed_precondition_and_nothing_computed(services: Services) -> None:
+    client = UpscalerClient(connect(services["upscaler"].address))
+    model = replace(client.describe().model, sha256="f" * 64)
+    before = computed(services["upscaler"])
+    with pytest.raises(RemoteError) as caught:
+        client.upscale(JOB, upscale_task(put_source(services.store_dir, "model"), model, "model"))
+    assert caught.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    task = replace(upscale_task(put_source(services.store_dir, "scale"), client.describe().model, "scale"), scale=4)
+    with pytest.raises(RemoteError) as caught:
+        client.upscale(JOB, task)
+    assert caught.value.code is grpc.StatusCode.FAILED_PRECONDITION and "scale 4" in str(caught.value)
+    assert computed(services["upscaler"]) == before
+
+
+class _Context:
+    """The part of a ServicerContext the admission reads."""
+
+    def __init__(self, remaining: float | None) -> None:
+        self.remaining = remaining
+
+    def time_remaining(self) -> float | None:
+        return self.remaining
+
+    def is_active(self) -> bool:
+        return True
+
+
+def _interceptor(limit: int = 1, queue: int = 1) -> ServiceInterceptor:
+    state = ServiceState("upscaler")
+    state.ready.set()
+    return ServiceInterceptor("silkpurse.v1.UpscalerService", state, Limiter(limit, queue, 5.0), frozenset())
+
+
+def test_a_call_whose_deadline_passed_is_refused_before_any_work() -> None:
+    interceptor = _interceptor()
+    with pytest.raises(DeadlinePassed), interceptor._admitted("Upscale", _Context(0.0)):  # type: ignore[arg-type]
+        pytest.fail("admitted after its deadline")
+    assert status_of(DeadlinePassed("late")) is grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_a_queued_call_whose_deadline_passes_is_refused_and_the_slot_kept() -> None:
+    interceptor = _interceptor(limit=1, queue=1)
+    with interceptor._admitted("Upscale", _Context(None)):  # type: ignore[arg-type]
+        context = _Context(0.3)
+        started = time.monotonic()
+
+        def expire() -> None:
+            time.sleep(0.2)
+            context.remaining = 0.0
+
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(expire)
+            with pytest.raises(DeadlinePassed), interceptor._admitted("Upscale", context):  # type: ignore[arg-type]
+                pytest.fail("admitted while the slot was taken")
+        assert time.monotonic() - started < 2
+    with interceptor._admitted("Upscale", _Context(None)):  # type: ignore[arg-type]
+        pass  # the slot is free again
+
+
+def test_a_call_beyond_the_limit_and_queue_is_overloaded_at_once() -> None:
+    interceptor = _interceptor(limit=1, queue=0)
+    with interceptor._admitted("Upscale", _Context(None)):  # type: ignore[arg-type]
+        started = time.monotonic()
+        with pytest.raises(Overloaded) as caught, interceptor._admitted("Upscale", _Context(None)):  # type: ignore[arg-type]
+            pass
+        assert time.monotonic() - started < 0.5
+    assert status_of(caught.value) is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_calls_before_warm_up_or_while_draining_are_unavailable() -> None:
+    interceptor = _interceptor()
+    interceptor.state.ready.clear()
+    with pytest.raises(NotReady), interceptor._admitted("Upscale", _Context(None)):  # type: ignore[arg-type]
+        pass
+    interceptor.state.ready.set()
+    interceptor.state.draining.set()
+    with pytest.raises(NotReady) as caught, interceptor._admitted("Upscale", _Context(None)):  # type: ignore[arg-type]
+        pass
+    assert status_of(caught.value) is grpc.StatusCode.UNAVAILABLE
+
+
+# -- a replica of its own: the concurrency limit and SIGTERM ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def busy_upscaler(tmp_path_factory: pytest.TempPathFactory) -> Server:
+    """An upscaler that computes one call at a time and queues none."""
+    root = tmp_path_factory.mktemp("busy")
+    env = service_env(root, SILKPURSE_MAX_CONCURRENT="1", SILKPURSE_MAX_QUEUE="0", SILKPURSE_SHUTDOWN_GRACE_S="30")
+    server = start("upscaler", root, env)
+    wait_serving(server)
+    server.store_dir = Path(env["SILKPURSE_STORE_DIR"])  # type: ignore[attr-defined]
+    yield server  # type: ignore[misc]
+    stop(server)
+
+
+def slow_task(server: Server, name: str, model: ModelRef) -> UpscaleTask:
+    """A batch that takes about a second on two CPU cores."""
+    return upscale_task(put_source(server.store_dir, name, size=(192, 256), frames=4), model, name)  # type: ignore[attr-defined]
+
+
+def no_retry_client(server: Server) -> UpscalerClient:
+    return UpscalerClient(connect(server.address, max_attempts=1))
+
+
+def test_a_busy_replica_answers_resource_exhausted(busy_upscaler: Server) -> None:
+    client = no_retry_client(busy_upscaler)
+    model = client.describe().model
+    jobs = [slow_task(busy_upscaler, f"busy{i}", model) for i in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(client.upscale, JOB, task) for task in jobs]
+        outcomes = []
+        for future in futures:
+            try:
+                outcomes.append(future.result().resumed)
+            except RemoteError as err:
+                outcomes.append(err.code)
+    assert False in outcomes and grpc.StatusCode.RESOURCE_EXHAUSTED in outcomes, outcomes
+    assert busy_upscaler.metric("silkpurse_calls_total", method="Upscale", code="RESOURCE_EXHAUSTED") >= 1
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_call_in_flight_refuses_new_ones_and_exits(busy_upscaler: Server) -> None:
+    client = no_retry_client(busy_upscaler)
+    task = slow_task(busy_upscaler, "drain", client.describe().model)
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(client.upscale, JOB, task)
+        deadline = time.monotonic() + 10
+        while busy_upscaler.metric("silkpurse_calls_in_flight", method="Upscale") < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        signalled = time.monotonic()
+        busy_upscaler.process.terminate()
+        time.sleep(0.2)
+        with pytest.raises(RemoteError) as refused:
+            client.upscale(JOB, slow_task(busy_upscaler, "after", task.model))
+        assert refused.value.code is grpc.StatusCode.UNAVAILABLE
+        assert in_flight.result(timeout=30).resumed is False
+    assert busy_upscaler.process.wait(30) == 0
+    assert time.monotonic() - signalled < 30
+    assert '"msg": "draining"' in busy_upscaler.log_text() and '"msg": "stopped"' in busy_upscaler.log_text()
