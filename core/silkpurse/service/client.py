@@ -28,9 +28,10 @@ Wrappers (``job`` is the plan's job id, ``plan.job``; tasks come from :mod:`silk
     en.join(job, join_task, input_key, output_key)   # -> JoinResult(output, frames, streams...)
     store.download(output_key, out_path)             # output_key = output_key_of(job, out_path.name)
 
-The results mirror the stages' own result dataclasses field for field (the core imports no
-stage). A failed call raises :class:`RemoteError` carrying the status code and the service's
-one-line message; ``err.retryable`` tells a runner whether another attempt may succeed.
+The results are the stages' own result dataclasses from :mod:`silkpurse.tasks`
+(``JoinResult.output`` is the output's store key here), so a runner's ``StageCalls`` can return
+them as they come. A failed call raises :class:`RemoteError` carrying the status code and the
+service's one-line message; ``err.retryable`` tells a runner whether another attempt may succeed.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import ipaddress
 import json
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,7 +50,18 @@ from silkpurse.errors import SilkpurseError
 from silkpurse.plan import ModelRef
 from silkpurse.service import messages
 from silkpurse.service.messages import input_key_of
-from silkpurse.tasks import BatchRef, EncodeTask, ExtractTask, InterpolateTask, JoinTask, UpscaleTask
+from silkpurse.tasks import (
+    EncodeTask,
+    ExtractedBatch,
+    ExtractTask,
+    InterpolateResult,
+    InterpolateTask,
+    JoinResult,
+    JoinTask,
+    SegmentResult,
+    UpscaleResult,
+    UpscaleTask,
+)
 from silkpurse.v1 import (
     encoder_pb2_grpc,
     extractor_pb2_grpc,
@@ -61,15 +73,10 @@ from silkpurse.v1 import (
 
 __all__ = [
     "EncoderClient",
-    "ExtractedBatch",
     "ExtractorClient",
-    "InterpolateResult",
     "InterpolatorClient",
-    "JoinResult",
     "ModelDescription",
     "RemoteError",
-    "SegmentResult",
-    "UpscaleResult",
     "UpscalerClient",
     "connect",
     "input_key_of",
@@ -157,48 +164,7 @@ def _call(method: str, fn: Any, request: Any, timeout_s: float) -> Any:
         raise RemoteError(method, err.code(), err.details() or "") from None
 
 
-# -- results (mirroring silkpurse_<stage>.stage) ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ExtractedBatch:
-    batch: BatchRef
-    resumed: bool
-
-
-@dataclass(frozen=True)
-class UpscaleResult:
-    step: str
-    output: BatchRef
-    resumed: bool
-
-
-@dataclass(frozen=True)
-class InterpolateResult:
-    step: str
-    output: BatchRef
-    cuts: list[int]
-    duplicates: list[int]
-    interpolated: int
-    resumed: bool
-
-
-@dataclass(frozen=True)
-class SegmentResult:
-    step: str
-    segment: str
-    frames: int
-    resumed: bool
-
-
-@dataclass(frozen=True)
-class JoinResult:
-    output: str
-    """Store key of the output, ``outputs/<job>/<name>``."""
-    frames: int
-    copied_streams: list[str] = field(default_factory=list)
-    reencoded_streams: list[str] = field(default_factory=list)
-    dropped_streams: list[str] = field(default_factory=list)
+# -- results ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
