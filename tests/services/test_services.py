@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from fractions import Fraction
@@ -293,30 +294,31 @@ def test_calls_before_warm_up_or_while_draining_are_unavailable() -> None:
 
 
 @pytest.fixture(scope="module")
-def busy_upscaler(tmp_path_factory: pytest.TempPathFactory) -> Server:
-    """An upscaler that computes one call at a time and queues none."""
+def busy_upscaler(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A second upscaler replica on the session's store that computes one call at a time and
+    queues none."""
     root = tmp_path_factory.mktemp("busy")
     env = service_env(root, SILKPURSE_MAX_CONCURRENT="1", SILKPURSE_MAX_QUEUE="0", SILKPURSE_SHUTDOWN_GRACE_S="30")
+    env["SILKPURSE_STORE_DIR"] = str(services.store_dir)
     server = start("upscaler", root, env)
     wait_serving(server)
-    server.store_dir = Path(env["SILKPURSE_STORE_DIR"])  # type: ignore[attr-defined]
-    yield server  # type: ignore[misc]
+    yield server
     stop(server)
 
 
-def slow_task(server: Server, name: str, model: ModelRef) -> UpscaleTask:
+def slow_task(services: Services, name: str, model: ModelRef) -> UpscaleTask:
     """A batch that takes about a second on two CPU cores."""
-    return upscale_task(put_source(server.store_dir, name, size=(192, 256), frames=4), model, name)  # type: ignore[attr-defined]
+    return upscale_task(put_source(services.store_dir, name, size=(192, 256), frames=4), model, name)
 
 
 def no_retry_client(server: Server) -> UpscalerClient:
     return UpscalerClient(connect(server.address, max_attempts=1))
 
 
-def test_a_busy_replica_answers_resource_exhausted(busy_upscaler: Server) -> None:
+def test_a_busy_replica_answers_resource_exhausted(services: Services, busy_upscaler: Server) -> None:
     client = no_retry_client(busy_upscaler)
     model = client.describe().model
-    jobs = [slow_task(busy_upscaler, f"busy{i}", model) for i in range(3)]
+    jobs = [slow_task(services, f"busy{i}", model) for i in range(3)]
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(client.upscale, JOB, task) for task in jobs]
         outcomes = []
@@ -329,10 +331,23 @@ def test_a_busy_replica_answers_resource_exhausted(busy_upscaler: Server) -> Non
     assert busy_upscaler.metric("silkpurse_calls_total", method="Upscale", code="RESOURCE_EXHAUSTED") >= 1
 
 
+def test_calls_are_balanced_over_a_list_of_replicas(services: Services, busy_upscaler: Server) -> None:
+    replicas = (services["upscaler"], busy_upscaler)
+    client = UpscalerClient(connect(",".join(r.address for r in replicas)))
+    model = client.describe().model
+    before = [computed(r)[0] for r in replicas]
+    for i in range(4):
+        task = upscale_task(put_source(services.store_dir, f"rr{i}"), model, f"rr{i}")
+        assert client.upscale(JOB, task).resumed is False
+    assert all(computed(r)[0] > b for r, b in zip(replicas, before, strict=True))
+
+
 @pytest.mark.slow
-def test_sigterm_finishes_the_call_in_flight_refuses_new_ones_and_exits(busy_upscaler: Server) -> None:
+def test_sigterm_finishes_the_call_in_flight_refuses_new_ones_and_exits(
+    services: Services, busy_upscaler: Server
+) -> None:
     client = no_retry_client(busy_upscaler)
-    task = slow_task(busy_upscaler, "drain", client.describe().model)
+    task = slow_task(services, "drain", client.describe().model)
     with ThreadPoolExecutor(1) as pool:
         in_flight = pool.submit(client.upscale, JOB, task)
         deadline = time.monotonic() + 10
@@ -342,9 +357,19 @@ def test_sigterm_finishes_the_call_in_flight_refuses_new_ones_and_exits(busy_ups
         busy_upscaler.process.terminate()
         time.sleep(0.2)
         with pytest.raises(RemoteError) as refused:
-            client.upscale(JOB, slow_task(busy_upscaler, "after", task.model))
+            client.upscale(JOB, slow_task(services, "after", task.model))
         assert refused.value.code is grpc.StatusCode.UNAVAILABLE
         assert in_flight.result(timeout=30).resumed is False
     assert busy_upscaler.process.wait(30) == 0
     assert time.monotonic() - signalled < 30
     assert '"msg": "draining"' in busy_upscaler.log_text() and '"msg": "stopped"' in busy_upscaler.log_text()
+
+
+def test_a_list_of_replicas_works_on_when_one_is_gone(services: Services, busy_upscaler: Server) -> None:
+    busy_upscaler.process.kill()
+    busy_upscaler.process.wait(10)
+    client = UpscalerClient(connect(f"{busy_upscaler.address},{services['upscaler'].address}"), timeout_s=60)
+    model = client.describe().model
+    for i in range(3):
+        task = upscale_task(put_source(services.store_dir, f"gone{i}"), model, f"gone{i}")
+        assert client.upscale(JOB, task).resumed is False
