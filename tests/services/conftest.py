@@ -141,7 +141,7 @@ def service_env(root: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         SILKPURSE_STORE_DIR=str(root / "store"),
-        SILKPURSE_WORK_DIR=str(root / f"work-{len(os.listdir(root)) if root.exists() else 0}"),
+        SILKPURSE_WORK_DIR=str(root / "work"),
         SILKPURSE_SHUTDOWN_GRACE_S="20",
         SILKPURSE_LOG_FORMAT="json",
         OMP_NUM_THREADS="1",
