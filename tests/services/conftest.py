@@ -1,5 +1,6 @@
 """The four services as real processes (``silkpurse serve ...``) on free loopback ports,
-sharing a local store directory, started once per session and ready when health says so."""
+sharing the session's real S3 server (``s3``), started once per session and ready when health
+says so."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from s3_server import S3Server
 
-from silkpurse.store import LocalStore
+from silkpurse.service.server import open_store
+from silkpurse.service.settings import ServiceSettings
+from silkpurse.store import BatchStore
 
 STAGES = ("extractor", "upscaler", "interpolator", "encoder")
 START_TIMEOUT_S = 120.0
@@ -125,23 +129,25 @@ def stop(server: Server) -> None:
 @dataclass
 class Services:
     servers: dict[str, Server]
-    store_dir: Path
+    s3: S3Server
     env: dict[str, str]
+    """The services' environment (the S3 settings among it)."""
     log_dir: Path
-
-    @property
-    def store(self) -> LocalStore:
-        return LocalStore(self.store_dir)
+    store: BatchStore
+    """The store the services share, as this process sees it."""
 
     def __getitem__(self, stage: str) -> Server:
         return self.servers[stage]
 
 
-def service_env(root: Path, **extra: str) -> dict[str, str]:
+def service_env(root: Path, s3: S3Server, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
+    env.update(s3.env())
     env.update(
-        SILKPURSE_STORE_DIR=str(root / "store"),
         SILKPURSE_WORK_DIR=str(root / "work"),
+        # Fail fast when S3 is down (the tests take it down on purpose): 1 retry, 2 s timeout.
+        SILKPURSE_S3_RETRIES="1",
+        SILKPURSE_S3_TIMEOUT_S="2",
         SILKPURSE_SHUTDOWN_GRACE_S="20",
         SILKPURSE_LOG_FORMAT="json",
         OMP_NUM_THREADS="1",
@@ -151,19 +157,28 @@ def service_env(root: Path, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """The four services, sharing one store directory; each with its own scratch folder."""
+def services(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """The four services on the session's S3 server; each with its own scratch folder."""
     root = tmp_path_factory.mktemp("services")
     log_dir = root / "logs"
     log_dir.mkdir()
-    base = service_env(root)
+    base = service_env(root, s3)
+    store = open_store(
+        ServiceSettings(
+            s3_endpoint=s3.endpoint,
+            s3_access_key=s3.access_key,
+            s3_secret_key=s3.secret_key,
+            s3_bucket=s3.bucket,
+            s3_secure=False,
+        )
+    )
     servers = {}
     for stage in STAGES:
         env = {**base, "SILKPURSE_WORK_DIR": str(root / f"work-{stage}")}
         servers[stage] = start(stage, log_dir, env)
     try:
         wait_serving(*servers.values())
-        yield Services(servers, root / "store", base, log_dir)
+        yield Services(servers, s3, base, log_dir, store)
     finally:
         for server in servers.values():
             stop(server)

@@ -36,6 +36,7 @@ from silkpurse.service.client import (
 )
 from silkpurse.service.server import Limiter, ServiceInterceptor, ServiceState
 from silkpurse.service.status import DeadlinePassed, NotReady, Overloaded, status_of
+from silkpurse.store import BatchStore
 from silkpurse.tasks import BatchRef, UpscaleTask
 from silkpurse.v1 import extractor_pb2, extractor_pb2_grpc
 
@@ -127,13 +128,11 @@ def test_a_job_through_the_services_is_byte_identical_to_the_embedded_run(
 # -- single calls on batches made here --------------------------------------------------------
 
 
-def put_source(store_dir: Path, name: str, size: tuple[int, int] = (48, 64), frames: int = 2) -> BatchRef:
+def put_source(store: BatchStore, name: str, size: tuple[int, int] = (48, 64), frames: int = 2) -> BatchRef:
     key = f"{JOB}/c00000/extract-test/{name}.safetensors"
     rng = np.random.default_rng(abs(hash(name)) % 2**32)
     pixels = rng.integers(0, 256, (frames, *size, 3), dtype=np.uint8)
-    from silkpurse.store import LocalStore
-
-    LocalStore(store_dir).put_batch(key, FrameBatch(pixels, 0, Fraction(30)))
+    store.put_batch(key, FrameBatch(pixels, 0, Fraction(30)))
     return BatchRef(key, 0, frames)
 
 
@@ -151,7 +150,7 @@ def computed(server: Server, stage: str = "upscale") -> tuple[float, float]:
 
 def test_the_same_upscale_twice_computes_once(services: Services) -> None:
     client = UpscalerClient(connect(services["upscaler"].address))
-    task = upscale_task(put_source(services.store_dir, "twice"), client.describe().model, "twice")
+    task = upscale_task(put_source(services.store, "twice"), client.describe().model, "twice")
     before = computed(services["upscaler"])
     first, second = client.upscale(JOB, task), client.upscale(JOB, task)
     assert (first.resumed, second.resumed) == (False, True)
@@ -162,7 +161,7 @@ def test_the_same_upscale_twice_computes_once(services: Services) -> None:
 def test_a_key_outside_the_job_is_refused_before_anything_is_read(services: Services) -> None:
     client = UpscalerClient(connect(services["upscaler"].address))
     model = client.describe().model
-    good = put_source(services.store_dir, "outside")
+    good = put_source(services.store, "outside")
     before = computed(services["upscaler"])
     outsiders = [
         replace(good, key="fedcba9876543210fedcba98/c00000/extract-test/outside.safetensors"),  # another job
@@ -175,7 +174,7 @@ def test_a_key_outside_the_job_is_refused_before_anything_is_read(services: Serv
         assert caught.value.code is grpc.StatusCode.INVALID_ARGUMENT, str(caught.value)
     assert "outside the job's prefix" in str(caught.value) or "not a valid store key" in str(caught.value)
     assert computed(services["upscaler"]) == before
-    assert not (services.store_dir / JOB / "c00000" / "upscale-test" / "outside.safetensors").exists()
+    assert not services.store.exists(f"{JOB}/c00000/upscale-test/outside.safetensors")
 
     # The extractor refuses video facts that do not name the job's input object.
     with grpc.insecure_channel(services["extractor"].address) as channel:
@@ -190,11 +189,10 @@ def test_a_key_outside_the_job_is_refused_before_anything_is_read(services: Serv
 
 def test_a_corrupted_batch_is_data_loss_naming_its_key(services: Services) -> None:
     client = UpscalerClient(connect(services["upscaler"].address))
-    source = put_source(services.store_dir, "corrupt")
-    path = services.store_dir / source.key
-    data = bytearray(path.read_bytes())
-    data[-10] ^= 0xFF
-    path.write_bytes(bytes(data))
+    source = put_source(services.store, "corrupt")
+    data = bytearray(services.store.get(source.key))
+    data[-10] ^= 0xFF  # a frame byte: the batch's CRC-32 no longer matches
+    services.store.put(source.key, bytes(data))
     with pytest.raises(RemoteError) as caught:
         client.upscale(JOB, upscale_task(source, client.describe().model, "corrupt"))
     assert caught.value.code is grpc.StatusCode.DATA_LOSS
@@ -214,9 +212,9 @@ def test_another_model_is_failed_precondition_and_nothing_computed(services: Ser
     model = replace(client.describe().model, sha256="f" * 64)
     before = computed(services["upscaler"])
     with pytest.raises(RemoteError) as caught:
-        client.upscale(JOB, upscale_task(put_source(services.store_dir, "model"), model, "model"))
+        client.upscale(JOB, upscale_task(put_source(services.store, "model"), model, "model"))
     assert caught.value.code is grpc.StatusCode.FAILED_PRECONDITION
-    task = replace(upscale_task(put_source(services.store_dir, "scale"), client.describe().model, "scale"), scale=4)
+    task = replace(upscale_task(put_source(services.store, "scale"), client.describe().model, "scale"), scale=4)
     with pytest.raises(RemoteError) as caught:
         client.upscale(JOB, task)
     assert caught.value.code is grpc.StatusCode.FAILED_PRECONDITION and "scale 4" in str(caught.value)
@@ -295,11 +293,12 @@ def test_calls_before_warm_up_or_while_draining_are_unavailable() -> None:
 
 @pytest.fixture(scope="module")
 def busy_upscaler(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A second upscaler replica on the session's store that computes one call at a time and
+    """A second upscaler replica on the session's S3 store that computes one call at a time and
     queues none."""
     root = tmp_path_factory.mktemp("busy")
-    env = service_env(root, SILKPURSE_MAX_CONCURRENT="1", SILKPURSE_MAX_QUEUE="0", SILKPURSE_SHUTDOWN_GRACE_S="30")
-    env["SILKPURSE_STORE_DIR"] = str(services.store_dir)
+    env = service_env(
+        root, services.s3, SILKPURSE_MAX_CONCURRENT="1", SILKPURSE_MAX_QUEUE="0", SILKPURSE_SHUTDOWN_GRACE_S="30"
+    )
     server = start("upscaler", root, env)
     wait_serving(server)
     yield server
@@ -308,7 +307,7 @@ def busy_upscaler(services: Services, tmp_path_factory: pytest.TempPathFactory) 
 
 def slow_task(services: Services, name: str, model: ModelRef) -> UpscaleTask:
     """A batch that takes about a second on two CPU cores."""
-    return upscale_task(put_source(services.store_dir, name, size=(192, 256), frames=4), model, name)
+    return upscale_task(put_source(services.store, name, size=(192, 256), frames=4), model, name)
 
 
 def no_retry_client(server: Server) -> UpscalerClient:
@@ -337,7 +336,7 @@ def test_calls_are_balanced_over_a_list_of_replicas(services: Services, busy_ups
     model = client.describe().model
     before = [computed(r)[0] for r in replicas]
     for i in range(4):
-        task = upscale_task(put_source(services.store_dir, f"rr{i}"), model, f"rr{i}")
+        task = upscale_task(put_source(services.store, f"rr{i}"), model, f"rr{i}")
         assert client.upscale(JOB, task).resumed is False
     assert all(computed(r)[0] > b for r, b in zip(replicas, before, strict=True))
 
@@ -371,5 +370,22 @@ def test_a_list_of_replicas_works_on_when_one_is_gone(services: Services, busy_u
     client = UpscalerClient(connect(f"{busy_upscaler.address},{services['upscaler'].address}"), timeout_s=60)
     model = client.describe().model
     for i in range(3):
-        task = upscale_task(put_source(services.store_dir, f"gone{i}"), model, f"gone{i}")
+        task = upscale_task(put_source(services.store, f"gone{i}"), model, f"gone{i}")
         assert client.upscale(JOB, task).resumed is False
+
+
+def test_s3_down_is_unavailable_the_service_stays_healthy_and_works_when_s3_is_back(services: Services) -> None:
+    client = UpscalerClient(connect(services["upscaler"].address, max_attempts=1), timeout_s=60)
+    model = client.describe().model
+    task = upscale_task(put_source(services.store, "s3down"), model, "s3down")
+    services.s3.stop()
+    try:
+        started = time.monotonic()
+        with pytest.raises(RemoteError) as caught:
+            client.upscale(JOB, task)
+        assert caught.value.code is grpc.StatusCode.UNAVAILABLE, str(caught.value)
+        assert time.monotonic() - started < 30  # bounded retries
+        assert health_status(services["upscaler"].address) == "SERVING"
+    finally:
+        services.s3.start()
+    assert client.upscale(JOB, task).resumed is False

@@ -54,8 +54,8 @@ class NotReady(SilkpurseError):
 
 
 # Words of the store's and the batch reader's messages (silkpurse.store, silkpurse.batch).
-_MISSING = ("is not in the store", "does not exist", "no such key", "not found")
-_CORRUPT = ("corrupt", "truncated", "checksum", "not a silkpurse", "has format", "was written for", "sha256")
+_MISSING = ("is not in the store",)
+_CORRUPT = ("corrupt", "truncated", "checksum", "not a silkpurse", "has format", "was written for")
 
 
 def status_of(err: SilkpurseError) -> grpc.StatusCode:
