@@ -167,12 +167,20 @@ def _split_options(options: dict[str, Any]) -> tuple[Any, Any]:
     return job, RunOptions(**{k: v for k, v in given.items() if k in run_fields})
 
 
-def _run_enhance(source: Path, output: Path, quiet: bool, as_json: bool, **options: Any) -> None:
-    from silkpurse_cli.embedded import Pipeline
-
+def _run_enhance(
+    source: Path, output: Path, quiet: bool, as_json: bool, *, remote: bool = False, **options: Any
+) -> None:
     job, run = _split_options(options)
     with _progress(quiet or as_json and not sys.stderr.isatty()) as progress:
-        result = Pipeline(source, output, job, run, reporter=RichReporter(progress)).run()
+        reporter = RichReporter(progress)
+        if remote:
+            from silkpurse_cli.remote import RemotePipeline
+
+            result = RemotePipeline(source, output, job, keep_work=run.keep_work, reporter=reporter).run()
+        else:
+            from silkpurse_cli.embedded import Pipeline
+
+            result = Pipeline(source, output, job, run, reporter=reporter).run()
     _print_result(result.to_json(), as_json, quiet)
 
 
@@ -189,6 +197,11 @@ def cli() -> None:
 @click.option("--interpolate", type=int, default=None, help="Frame-rate multiplier (1 = off) [default: 2].")
 @click.option("--fps", callback=_parse_rate, help="Target frame rate instead of a multiplier (e.g. 60, 60000/1001).")
 @click.option("--interp-model", default=None, help="Interpolation model name or path [default: rife-hdv3].")
+@click.option(
+    "--remote",
+    is_flag=True,
+    help="Run the job through the gRPC services (SILKPURSE_*_ADDR) and the shared store (SILKPURSE_S3_*).",
+)
 @_upscale_options
 @_interp_options
 @_common

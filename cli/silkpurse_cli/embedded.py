@@ -16,9 +16,9 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from silkpurse import tasks
 from silkpurse.errors import StoreError
@@ -28,7 +28,7 @@ from silkpurse.plan import JobOptions, JobPlan, ModelRef, build_plan, stages_nee
 from silkpurse.progress import Reporter, SilentReporter
 from silkpurse.settings import Settings, get_settings
 from silkpurse.store import LocalStore
-from silkpurse_cli.walker import PlanWalker, WorkCounts
+from silkpurse_cli.walker import EnhanceResult, PlanWalker, WorkCounts
 from silkpurse_encoder.encode import check_output
 from silkpurse_encoder.stage import encode_segment, join_segments, segment_done
 from silkpurse_extractor.stage import extract_stream
@@ -45,34 +45,6 @@ class RunOptions:
     device: str | None = None
     keep_work: bool = False
     work_dir: Path | None = None
-
-
-@dataclass(kw_only=True)
-class EnhanceResult(WorkCounts):
-    input: str
-    output: str
-    job: str
-    frames_in: int
-    frames_out: int
-    rate_in: str
-    rate_out: str
-    size_in: tuple[int, int]
-    size_out: tuple[int, int]
-    duration_in: float
-    duration_out: float
-    seconds: float
-    chunks: int
-    streams_copied: list[str] = field(default_factory=list)
-    streams_reencoded: list[str] = field(default_factory=list)
-    streams_dropped: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def fps(self) -> float:
-        return self.frames_out / self.seconds if self.seconds else 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "output_fps": round(self.fps, 3)}
 
 
 class Pipeline:
@@ -119,27 +91,7 @@ class Pipeline:
             self._check_disk_space()
             report = walker.run(self.output)
         self.counts = walker.counts
-        out_info = probe(self.output)
-        return EnhanceResult(
-            input=str(self.source),
-            output=str(self.output),
-            job=plan.job,
-            frames_in=plan.frames_in,
-            frames_out=report.frames,
-            rate_in=_rate(plan.rate_in),
-            rate_out=_rate(plan.rate_out),
-            size_in=plan.size_in,
-            size_out=plan.size_out,
-            duration_in=round(info.duration, 6),
-            duration_out=round(out_info.duration, 6),
-            seconds=round(time.perf_counter() - started, 3),
-            chunks=len(plan.chunks),
-            **asdict(walker.counts),
-            streams_copied=report.copied_streams,
-            streams_reencoded=report.reencoded_streams,
-            streams_dropped=report.dropped_streams,
-            notes=[f"variable frame rate converted to {_rate(info.rate)} fps"] if info.vfr else [],
-        )
+        return walker.result(self.source, self.output, report, started)
 
     def _check_disk_space(self) -> None:
         """Fail before any work when two chunks' batches cannot fit, not hours later."""
@@ -242,7 +194,3 @@ def _job_lock(work_dir: Path, job: str) -> Iterator[None]:
             yield
         finally:
             path.unlink(missing_ok=True)
-
-
-def _rate(rate: Any) -> str:
-    return f"{rate.numerator}/{rate.denominator}"

@@ -18,14 +18,16 @@ entry point skips the batches it finds finished, so an interrupted job resumes w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from silkpurse import tasks
 from silkpurse.concurrency import background
-from silkpurse.media.probe import VideoInfo
+from silkpurse.media.probe import VideoInfo, probe
 from silkpurse.plan import Chunk, JobPlan
 from silkpurse.progress import Reporter
 
@@ -64,6 +66,34 @@ class WorkCounts:
     duplicates: list[int] = field(default_factory=list)
 
 
+@dataclass(kw_only=True)
+class EnhanceResult(WorkCounts):
+    input: str
+    output: str
+    job: str
+    frames_in: int
+    frames_out: int
+    rate_in: str
+    rate_out: str
+    size_in: tuple[int, int]
+    size_out: tuple[int, int]
+    duration_in: float
+    duration_out: float
+    seconds: float
+    chunks: int
+    streams_copied: list[str] = field(default_factory=list)
+    streams_reencoded: list[str] = field(default_factory=list)
+    streams_dropped: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return self.frames_out / self.seconds if self.seconds else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "output_fps": round(self.fps, 3)}
+
+
 class PlanWalker:
     def __init__(
         self, plan: JobPlan, info: VideoInfo, calls: StageCalls, reporter: Reporter, *, keep_work: bool
@@ -85,6 +115,30 @@ class PlanWalker:
         for message in report.dropped_streams:
             self.reporter.note(f"dropped {message}")
         return report
+
+    def result(self, source: Path, output: Path, report: tasks.JoinResult, started: float) -> EnhanceResult:
+        """The run's summary (``--json``), once :meth:`run` has written ``output``."""
+        plan, info = self.plan, self.info
+        return EnhanceResult(
+            input=str(source),
+            output=str(output),
+            job=plan.job,
+            frames_in=plan.frames_in,
+            frames_out=report.frames,
+            rate_in=_rate(plan.rate_in),
+            rate_out=_rate(plan.rate_out),
+            size_in=plan.size_in,
+            size_out=plan.size_out,
+            duration_in=round(info.duration, 6),
+            duration_out=round(probe(output).duration, 6),
+            seconds=round(time.perf_counter() - started, 3),
+            chunks=len(plan.chunks),
+            **asdict(self.counts),
+            streams_copied=report.copied_streams,
+            streams_reencoded=report.reencoded_streams,
+            streams_dropped=report.dropped_streams,
+            notes=[f"variable frame rate converted to {_rate(info.rate)} fps"] if info.vfr else [],
+        )
 
     def _announce(self) -> None:
         plan = self.plan
@@ -177,3 +231,7 @@ class PlanWalker:
             self.counts.batches_resumed += 1
         else:
             self.counts.batches_computed += 1
+
+
+def _rate(rate: Fraction) -> str:
+    return f"{rate.numerator}/{rate.denominator}"

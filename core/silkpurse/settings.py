@@ -30,6 +30,16 @@ class Settings(BaseSettings):
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
 
+    store_dir: Path | None = Field(
+        default=None,
+        description="Shared directory of the batch store when no S3 endpoint is set; default: the work directory.",
+    )
+    # Where the remote runner (`enhance --remote`) finds each stage's service: host:port, a comma
+    # list of replicas, or a dns:/// name (balanced per call, failed calls retried on another).
+    extractor_addr: str = "127.0.0.1:50051"
+    upscaler_addr: str = "127.0.0.1:50052"
+    interpolator_addr: str = "127.0.0.1:50053"
+    encoder_addr: str = "127.0.0.1:50054"
     # The object store of the services (silkpurse.s3.S3Store, chosen by silkpurse.store.open_store
     # when s3_endpoint is set; see docs/architecture.md, "Object store").
     s3_endpoint: str | None = Field(default=None, description="host:port of an S3/MinIO server, no scheme.")

@@ -130,11 +130,13 @@ def finished_batch(store: BatchStore, key: str) -> FrameBatch | None:
 
 
 def open_store(settings: Settings) -> BatchStore:
-    """The configured store: S3 when ``SILKPURSE_S3_ENDPOINT`` is set, else the work directory.
+    """The configured store: S3/MinIO when ``SILKPURSE_S3_ENDPOINT`` is set, else a directory
+    (``SILKPURSE_STORE_DIR``, default the work directory; every process on one machine that
+    names the same directory shares it).
 
     The S3 store (and the ``minio`` SDK) is imported only when configured."""
     if settings.s3_endpoint:
         from silkpurse.s3 import S3Store
 
         return S3Store.from_settings(settings)
-    return LocalStore(settings.work_dir)
+    return LocalStore(settings.store_dir or settings.work_dir)

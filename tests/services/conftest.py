@@ -21,9 +21,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from s3_server import S3Server
 
-from silkpurse.service.server import open_store
 from silkpurse.service.settings import ServiceSettings
-from silkpurse.store import BatchStore
+from silkpurse.store import BatchStore, open_store
 
 STAGES = ("extractor", "upscaler", "interpolator", "encoder")
 START_TIMEOUT_S = 120.0

@@ -4,6 +4,7 @@ error mapping, the concurrency limit and graceful shutdown."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -17,25 +18,29 @@ import grpc
 import numpy as np
 import pytest
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
-from tests.services.conftest import Server, Services, health_status, service_env, start, stop, wait_serving
+from tests.services.conftest import (
+    STAGES,
+    Server,
+    Services,
+    health_status,
+    service_env,
+    start,
+    stop,
+    wait_serving,
+)
 
-from silkpurse import tasks
 from silkpurse.batch import FrameBatch
-from silkpurse.files import sha256_of
 from silkpurse.media.probe import probe
-from silkpurse.plan import JobOptions, ModelRef, build_plan
+from silkpurse.plan import JobOptions, ModelRef
 from silkpurse.service.client import (
-    EncoderClient,
-    ExtractorClient,
     InterpolatorClient,
     RemoteError,
     UpscalerClient,
     connect,
-    input_key_of,
-    output_key_of,
 )
 from silkpurse.service.server import Limiter, ServiceInterceptor, ServiceState
 from silkpurse.service.status import DeadlinePassed, NotReady, Overloaded, status_of
+from silkpurse.settings import Settings
 from silkpurse.store import BatchStore
 from silkpurse.tasks import BatchRef, UpscaleTask
 from silkpurse.v1 import extractor_pb2, extractor_pb2_grpc
@@ -83,46 +88,63 @@ def test_describe_gives_the_replicas_model(services: Services) -> None:
     assert it.model.name == "rife-hdv3" and it.options == {"rife_scale": 1.0}
 
 
+def remote_settings(services: Services, **addresses: str) -> Settings:
+    s3 = services.s3
+    return Settings(
+        s3_endpoint=s3.endpoint,
+        s3_access_key=s3.access_key,
+        s3_secret_key=s3.secret_key,
+        s3_bucket=s3.bucket,
+        s3_secure=False,
+        **{**{f"{stage}_addr": services[stage].address for stage in STAGES}, **addresses},
+    )
+
+
 @pytest.mark.slow
-def test_a_job_through_the_services_is_byte_identical_to_the_embedded_run(
+def test_enhance_remote_is_byte_identical_to_the_embedded_run(
     services: Services, clip_with_audio: Path, tmp_path: Path
 ) -> None:
     from silkpurse_cli.embedded import Pipeline, RunOptions
+    from silkpurse_cli.remote import RemotePipeline
 
     options = JobOptions(scale=2, interpolate=2, batch_size=8, chunk_frames=16)
     embedded_out = tmp_path / "embedded.mp4"
     Pipeline(clip_with_audio, embedded_out, options, RunOptions(device="cpu", work_dir=tmp_path / "embedded")).run()
 
-    extractor = ExtractorClient(connect(services["extractor"].address))
-    upscaler = UpscalerClient(connect(services["upscaler"].address))
-    interpolator = InterpolatorClient(connect(services["interpolator"].address))
-    encoder = EncoderClient(connect(services["encoder"].address))
-    info, sha256 = probe(clip_with_audio), sha256_of(clip_with_audio)
-    plan = build_plan(
-        info, sha256, options, upscaler=upscaler.describe().model, interpolator=interpolator.describe().model
-    )
-    store, job = services.store, plan.job
-    input_key = input_key_of(sha256, clip_with_audio)
-    store.upload(input_key, clip_with_audio)
-    for step in plan.steps:  # the plan's order satisfies every step's needs
-        if step.stage == "extract":
-            done = list(extractor.extract_stream(job, tasks.extract_task(plan, step, info), input_key))
-            assert [d.batch.key for d in done] == list(step.outputs)
-        elif step.stage == "upscale":
-            assert upscaler.upscale(job, tasks.upscale_task(plan, step)).output.key == step.outputs[0]
-        elif step.stage == "interpolate":
-            assert interpolator.interpolate(job, tasks.interpolate_task(plan, step)).output.key == step.outputs[0]
-        elif step.stage == "encode":
-            assert (
-                encoder.encode_segment(job, tasks.encode_task(plan, step, info), input_key).segment == step.outputs[0]
-            )
-    output_key = output_key_of(job, "remote.mp4")
-    joined = encoder.join(job, tasks.join_task(plan, plan.step("join"), info), input_key, output_key)
-    assert joined.frames == plan.frames_out and joined.output == output_key
-    remote_out = tmp_path / "remote.mp4"
-    store.download(output_key, remote_out)
-    assert len(plan.chunks) > 1
-    assert remote_out.read_bytes() == embedded_out.read_bytes()
+    remote = RemotePipeline(clip_with_audio, tmp_path / "remote.mp4", options, settings=remote_settings(services))
+    result = remote.run()
+    assert result.chunks > 1 and result.segments_computed == result.chunks
+    assert (tmp_path / "remote.mp4").read_bytes() == embedded_out.read_bytes()
+    assert not services.store.exists(remote.plan.segment_key(remote.plan.chunks[0]))  # the job's work is removed
+
+    again = RemotePipeline(clip_with_audio, tmp_path / "again.mp4", options, settings=remote_settings(services))
+    assert again.plan.job == remote.plan.job  # the replicas' identities plan the same job
+
+
+@pytest.mark.slow
+def test_enhance_remote_over_two_replicas_of_each_model_stage(
+    services: Services, clip_with_audio: Path, tmp_path: Path
+) -> None:
+    from silkpurse_cli.remote import RemotePipeline
+
+    env = {**services.env, "SILKPURSE_WORK_DIR": str(tmp_path / "second")}
+    extra = {stage: start(stage, services.log_dir, env) for stage in ("upscaler", "interpolator")}
+    try:
+        wait_serving(*extra.values())
+        addresses = {f"{s}_addr": f"{services[s].address},{extra[s].address}" for s in extra}
+        options = JobOptions(scale=2, interpolate=2, batch_size=8, chunk_frames=16, crf=20)
+        settings = remote_settings(services, **addresses)
+        result = RemotePipeline(clip_with_audio, tmp_path / "out.mp4", options, settings=settings).run()
+        assert result.frames_out == 60
+        for stage, server in extra.items():  # both replicas of each stage did part of the work
+            assert server.metric("silkpurse_calls_total", method=METHOD[stage], code="OK") > 0, stage
+            assert services[stage].metric("silkpurse_calls_total", method=METHOD[stage], code="OK") > 0, stage
+    finally:
+        for server in extra.values():
+            stop(server)
+
+
+METHOD = {"upscaler": "Upscale", "interpolator": "Interpolate"}
 
 
 # -- single calls on batches made here --------------------------------------------------------
@@ -389,3 +411,36 @@ def test_s3_down_is_unavailable_the_service_stays_healthy_and_works_when_s3_is_b
     finally:
         services.s3.start()
     assert client.upscale(JOB, task).resumed is False
+
+
+def test_enhance_remote_from_the_command_line(services: Services, clip_with_audio: Path, tmp_path: Path) -> None:
+    env = {
+        **services.env,
+        **{f"SILKPURSE_{stage.upper()}_ADDR": services[stage].address for stage in STAGES},
+        "SILKPURSE_WORK_DIR": str(tmp_path / "client"),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "silkpurse_cli",
+        "enhance",
+        str(clip_with_audio),
+        "-o",
+        str(tmp_path / "o.mkv"),
+        "--remote",
+        "--scale",
+        "1",
+        "--fps",
+        "60000/1001",
+        "--json",
+        "-q",
+    ]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["frames_out"] == 60
+    assert probe(tmp_path / "o.mkv").frame_count == 60
+
+    down = {**env, "SILKPURSE_EXTRACTOR_ADDR": "127.0.0.1:1"}  # nothing listens there
+    result = subprocess.run(command, env=down, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "UNAVAILABLE" in result.stderr and len(result.stderr.strip().splitlines()) == 1

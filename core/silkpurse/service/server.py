@@ -33,23 +33,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from silkpurse import store
 from silkpurse.errors import SilkpurseError
 from silkpurse.service import logs, metrics
 from silkpurse.service.settings import ServiceSettings
 from silkpurse.service.status import DeadlinePassed, NotReady, Overloaded, status_of
-from silkpurse.store import BatchStore, LocalStore
 
 log = logging.getLogger("silkpurse.service")
-
-
-def open_store(settings: ServiceSettings) -> BatchStore:
-    """The store the services share: S3/MinIO when ``SILKPURSE_S3_ENDPOINT`` is set (see
-    :func:`silkpurse.store.open_store`), else a directory every process on the machine sees
-    (``SILKPURSE_STORE_DIR``, default the work directory)."""
-    if settings.s3_endpoint:
-        return store.open_store(settings)
-    return LocalStore(settings.store_dir or settings.work_dir)
 
 
 class Limiter:

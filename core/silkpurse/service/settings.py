@@ -3,7 +3,6 @@ needs (same ``SILKPURSE_`` prefix, one object per process)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -32,9 +31,6 @@ class ServiceSettings(Settings):
     queue_wait_s: float = Field(default=60.0, gt=0, description="Longest wait for a slot before RESOURCE_EXHAUSTED.")
     shutdown_grace_s: float = Field(
         default=60.0, ge=0, description="On SIGTERM, how long in-flight calls may take to finish (longer than a batch)."
-    )
-    store_dir: Path | None = Field(
-        default=None, description="Shared directory of the batch store; default: the work directory."
     )
     log_format: Literal["json", "text"] = "json"
 

@@ -19,9 +19,9 @@ import grpc
 from silkpurse.service import messages
 from silkpurse.service.inputs import InputCache
 from silkpurse.service.metrics import record_batch
-from silkpurse.service.server import open_store, serve
+from silkpurse.service.server import serve
 from silkpurse.service.settings import ServiceSettings
-from silkpurse.store import BatchStore
+from silkpurse.store import BatchStore, open_store
 from silkpurse.v1 import encoder_pb2, encoder_pb2_grpc
 from silkpurse_encoder.stage import encode_segment, join_segments
 

@@ -17,9 +17,9 @@ import grpc
 from silkpurse.service import messages
 from silkpurse.service.inputs import InputCache
 from silkpurse.service.metrics import record_batch
-from silkpurse.service.server import open_store, serve
+from silkpurse.service.server import serve
 from silkpurse.service.settings import ServiceSettings
-from silkpurse.store import BatchStore
+from silkpurse.store import BatchStore, open_store
 from silkpurse.v1 import extractor_pb2, extractor_pb2_grpc
 from silkpurse_extractor.stage import extract_stream
 

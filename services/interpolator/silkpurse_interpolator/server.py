@@ -22,9 +22,9 @@ from silkpurse.errors import ModelError
 from silkpurse.plan import DEFAULT_INTERP_MODEL, ModelRef
 from silkpurse.service import messages
 from silkpurse.service.metrics import record_batch
-from silkpurse.service.server import open_store, serve
+from silkpurse.service.server import serve
 from silkpurse.service.settings import ServiceSettings
-from silkpurse.store import BatchStore
+from silkpurse.store import BatchStore, open_store
 from silkpurse.tasks import InterpolateTask, check_model
 from silkpurse.v1 import interpolator_pb2, interpolator_pb2_grpc
 
