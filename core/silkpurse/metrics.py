@@ -62,3 +62,31 @@ def stored_bytes(folder: Path, suffix: str = ".safetensors") -> int:
                 with contextlib.suppress(OSError):
                     total += os.stat(os.path.join(parent, name)).st_size
     return total
+
+
+# -- audio ----------------------------------------------------------------------------------------
+
+
+def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Scale-invariant signal-to-distortion ratio of ``estimate`` against ``reference``, dB
+    (Le Roux et al. 2019): the gain-matched reference's power over the rest's."""
+    n = min(len(reference), len(estimate))
+    ref = reference[:n].astype(np.float64) - reference[:n].mean()
+    est = estimate[:n].astype(np.float64) - estimate[:n].mean()
+    target = (est @ ref) / (ref @ ref + 1e-20) * ref
+    residual = est - target
+    return float(10 * np.log10((target @ target + 1e-20) / (residual @ residual + 1e-20)))
+
+
+def lag_seconds(reference: np.ndarray, signal: np.ndarray, rate: int, max_lag: float = 0.5) -> float:
+    """How late ``signal`` is against ``reference`` (seconds, negative = early), by the peak of
+    their cross-correlation within ``max_lag`` (computed with FFTs)."""
+    n = min(len(reference), len(signal))
+    a = reference[:n].astype(np.float64)
+    b = signal[:n].astype(np.float64)
+    size = 1 << (2 * n - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)
+    limit = int(max_lag * rate)
+    lags = np.concatenate([np.arange(0, limit + 1), np.arange(-limit, 0)])
+    values = np.concatenate([corr[: limit + 1], corr[size - limit :]])
+    return float(lags[int(np.argmax(values))] / rate)

@@ -27,11 +27,11 @@ from silkpurse.errors import ModelError
 from silkpurse.files import sha256_of, write_atomically
 from silkpurse.settings import Settings, get_settings
 
-ModelKind = Literal["upscale", "interpolate"]
+ModelKind = Literal["upscale", "interpolate", "speech"]
 #: How the kinds read in messages ("unknown interpolation model ...").
-_KIND_WORDS: dict[str, str] = {"upscale": "upscale", "interpolate": "interpolation"}
+_KIND_WORDS: dict[str, str] = {"upscale": "upscale", "interpolate": "interpolation", "speech": "speech enhancement"}
 #: File name endings that mark a model argument as a weights file rather than a name.
-WEIGHT_SUFFIXES = frozenset({".pth", ".pt", ".pkl", ".ckpt", ".safetensors"})
+WEIGHT_SUFFIXES = frozenset({".pth", ".pt", ".pkl", ".ckpt", ".safetensors", ".onnx", ".gz"})
 
 #: Entry-point group under which stage distributions name the modules that register their models.
 CATALOGUE_ENTRY_POINTS = "silkpurse.catalogues"
