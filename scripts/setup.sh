@@ -12,6 +12,8 @@ apt_packages=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || apt_packages+=(ffmpeg)
 # Real camera footage for the tests (OpenCV's sample clips, shipped by Debian).
 [[ $want_tests == 1 && ! -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ]] && apt_packages+=(opencv-doc)
+# Real recorded human speech for the speech clean-up tests (Asterisk's voice prompts, 8 kHz WAV).
+[[ $want_tests == 1 && ! -f /usr/share/asterisk/sounds/en_US_f_Allison/vm-intro.wav ]] && apt_packages+=(asterisk-core-sounds-en-wav)
 # The ncnn Real-ESRGAN reference the tests compare against needs OpenMP and the Vulkan loader.
 if [[ $want_tests == 1 ]]; then
   [[ -e /usr/lib/x86_64-linux-gnu/libomp.so.5 || -n "$(ldconfig -p | grep 'libomp.so.5 ')" ]] || apt_packages+=(libomp5-14)

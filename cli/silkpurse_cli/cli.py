@@ -338,6 +338,58 @@ def interpolate(
     )
 
 
+@cli.command("clean-audio")
+@click.argument("input", type=click.Path(path_type=Path))
+@_OUTPUT
+@click.option(
+    "--level",
+    type=click.Choice(["light", "normal", "strong"]),
+    default="normal",
+    show_default=True,
+    help="How much noise to remove against how much the voice may change (docs/speech.md).",
+)
+@click.option(
+    "--loudness",
+    type=click.Choice(["-16", "-23"]),
+    default="-16",
+    show_default=True,
+    help="EBU R128 target, LUFS: -16 online, -23 broadcast (true peak <= -1 dBTP).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "model", "ffmpeg"]),
+    default="auto",
+    show_default=True,
+    help="model = DeepFilterNet3; ffmpeg = the classic filter chain; auto = the model where it runs.",
+)
+@click.option("--keep-original-audio", is_flag=True, help="Keep the original track as a second audio track.")
+@click.option("--quiet", "-q", is_flag=True, help="No summary line.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report on stdout.")
+def clean_audio(
+    input: Path,
+    output: Path,
+    level: str,
+    loudness: str,
+    method: str,
+    keep_original_audio: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Clean the speech of an audio or video file (the picture and other streams are copied)."""
+    from dataclasses import asdict
+
+    from silkpurse_encoder.speech import report_line
+    from silkpurse_encoder.speech.mux import clean_file
+
+    done = clean_file(
+        input, output, level=level, loudness=float(loudness), method=method, keep_original=keep_original_audio
+    )
+    if as_json:
+        click.echo(json.dumps(asdict(done), indent=2))
+    elif not quiet:
+        _stderr.print(f"[green]done:[/] {output}  {report_line(done.track)}", soft_wrap=True, highlight=False)
+
+
 @cli.group()
 def models() -> None:
     """List, download and import model weights."""
