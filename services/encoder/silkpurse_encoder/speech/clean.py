@@ -18,6 +18,7 @@ plays everywhere (docs/speech.md).
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -201,6 +202,8 @@ def _check_options(level: str, loudness: float, method: str, output: Path) -> Le
         raise OutputError(f"cannot write cleaned audio as {output.name}", "give a .flac, .wav or .mka file name")
     if not output.parent.is_dir():
         raise OutputError(f"output folder {output.parent} does not exist", "create it first")
+    if not os.access(output.parent, os.W_OK):
+        raise OutputError(f"output folder {output.parent} is not writable", "choose a folder you can write to")
     return LEVELS[level]
 
 

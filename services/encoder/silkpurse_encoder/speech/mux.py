@@ -8,6 +8,7 @@ picture and every other stream are copied untouched, with the chapters and metad
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,8 +65,11 @@ def clean_file(
         raise OutputError(f"{output.name} cannot hold {source.name}'s picture", "give a video name such as out.mp4")
     if output.exists() and output.resolve() == source.resolve():
         raise OutputError("the output is the input file", "choose another output path")
-    if not (output.parent if str(output.parent) else Path(".")).is_dir():
-        raise OutputError(f"output folder {output.parent} does not exist", "create it first")
+    folder = output.parent if str(output.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"output folder {folder} does not exist", "create it first")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"output folder {folder} is not writable", "choose a folder you can write to")
     track = streams.audio[0]
     with tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent) as scratch:
         cleaned = Path(scratch) / "speech.flac"
