@@ -158,3 +158,40 @@ def test_video_without_audio_is_a_one_line_input_error(tmp_path: Path) -> None:
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "has no audio track" in lines[0] and "Traceback" not in result.stderr
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_enhance_clean_audio_replaces_the_speech_track_in_sync(
+    voice: np.ndarray, noisy: np.ndarray, tmp_path: Path
+) -> None:
+    """``enhance --clean-audio``: the plan's speech step beside the video, muxed by the join."""
+    talk = write_wav(tmp_path / "talk.wav", noisy)
+    source = tmp_path / "talk.mp4"
+    seconds = len(noisy) / RATE
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size=64x48:rate=10:d={seconds}"]
+        + ["-i", str(talk), "-c:v", "libx264", "-c:a", "aac", "-shortest", str(source)],
+        check=True,
+    )
+    output = tmp_path / "out.mp4"
+    args = ["enhance", str(source), "-o", str(output), "--scale", "1", "--interpolate", "1", "--chunk-frames", "12"]
+    result = run_cli(*args, "--clean-audio", "--keep-original-audio", "--json", "--work-dir", str(tmp_path / "w"))
+    assert result.returncode == 0, result.stderr
+    kinds = [(s["codec_type"], s["disposition"]["default"], s["tags"]["handler_name"]) for s in streams(output)]
+    assert kinds == [
+        ("video", 1, "VideoHandler"),
+        ("audio", 1, "Speech (cleaned by silkpurse)"),
+        ("audio", 0, "SoundHandler"),
+    ]
+    cleaned, original = read_audio(output, stream="a:0"), read_audio(source, stream="a:0")
+    assert abs(lag_seconds(voice, cleaned, RATE)) <= 0.010
+    assert abs(len(cleaned) - len(original)) <= RATE // 100  # the same duration (AAC framing aside)
+    assert si_sdr(voice, cleaned[: len(voice)]) > si_sdr(voice, noisy) + 3
+    assert abs(integrated_loudness(output) + 16) <= 1.0
+
+    silent = tmp_path / "silent.mp4"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:d=1", str(silent)],
+        check=True,
+    )
+    result = run_cli("enhance", str(silent), "-o", str(tmp_path / "s.mp4"), "--scale", "1", "--clean-audio", "strong")
+    assert result.returncode == 3 and "has no audio track" in result.stderr and "Traceback" not in result.stderr

@@ -198,6 +198,16 @@ def cli() -> None:
 @click.option("--fps", callback=_parse_rate, help="Target frame rate instead of a multiplier (e.g. 60, 60000/1001).")
 @click.option("--interp-model", default=None, help="Interpolation model name or path [default: rife-hdv3].")
 @click.option(
+    "--clean-audio",
+    type=click.Choice(["light", "normal", "strong"]),
+    is_flag=False,
+    flag_value="normal",
+    default=None,
+    help="Clean the speech of the first audio track (a real speech model; see docs/speech.md) [level: normal].",
+)
+@click.option("--loudness", type=float, help="Loudness of the cleaned track, LUFS: -16 online, -23 broadcast.")
+@click.option("--keep-original-audio", is_flag=True, default=None, help="With --clean-audio: keep the original too.")
+@click.option(
     "--remote",
     is_flag=True,
     help="Run the job through the gRPC services (SILKPURSE_*_ADDR) and the shared store (SILKPURSE_S3_*).",

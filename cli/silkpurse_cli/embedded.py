@@ -30,7 +30,7 @@ from silkpurse.settings import Settings, get_settings
 from silkpurse.store import LocalStore
 from silkpurse_cli.walker import EnhanceResult, PlanWalker, WorkCounts
 from silkpurse_encoder.encode import check_output
-from silkpurse_encoder.stage import encode_segment, join_segments, segment_done
+from silkpurse_encoder.stage import clean_speech, encode_segment, join_segments, segment_done
 from silkpurse_extractor.stage import extract_stream
 
 if TYPE_CHECKING:
@@ -129,6 +129,9 @@ class LocalStages:
     def encode_segment(self, task: tasks.EncodeTask, ready: Iterator[str]) -> tasks.SegmentResult:
         # Frames stream into ffmpeg as they are computed: encoding overlaps the models.
         return encode_segment(task, self.store, (self.store.get_batch(key) for key in ready))
+
+    def clean_speech(self, task: tasks.SpeechTask) -> tasks.SpeechResult:
+        return clean_speech(task, self.store)
 
     def join(self, task: tasks.JoinTask, output: Path) -> tasks.JoinResult:
         return join_segments(task, self.store, output)

@@ -84,6 +84,12 @@ class RemoteStages:
             pass
         return self.services.encoder.encode_segment(self.job, task, self.input_key)
 
+    def clean_speech(self, task: tasks.SpeechTask) -> tasks.SpeechResult:
+        raise OptionsError(
+            "--clean-audio is not available through the services yet (the encoder service has no CleanSpeech call)",
+            "run the job without --remote, or clean the audio first with `silkpurse clean-audio`",
+        )
+
     def join(self, task: tasks.JoinTask, output: Path) -> tasks.JoinResult:
         result = self.services.encoder.join(self.job, task, self.input_key, self.output_key)
         write_atomically(output, lambda tmp: self.store.download(self.output_key, tmp))

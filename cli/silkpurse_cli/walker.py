@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -44,6 +45,8 @@ class StageCalls(Protocol):
     def encode_segment(self, task: tasks.EncodeTask, ready: Iterator[str]) -> tasks.SegmentResult:
         """Encode the task's segment; ``ready`` yields each source key once it is stored (in order)."""
         ...
+
+    def clean_speech(self, task: tasks.SpeechTask) -> tasks.SpeechResult: ...
 
     def join(self, task: tasks.JoinTask, output: Path) -> tasks.JoinResult: ...
 
@@ -106,9 +109,14 @@ class PlanWalker:
         plan = self.plan
         self._announce()
         todo = [c for c in plan.chunks if not self._segment_resumed(c)]
-        final = background(self._computed(background(self._extracted(todo), name="extract")), name="compute")
-        for chunk in todo:
-            self._encode(chunk, final)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="speech") as audio:
+            # The speech clean-up needs nothing from the video: it runs beside it.
+            speech = audio.submit(self._clean_speech) if "speech" in plan.stages else None
+            final = background(self._computed(background(self._extracted(todo), name="extract")), name="compute")
+            for chunk in todo:
+                self._encode(chunk, final)
+            if speech is not None:
+                speech.result()
         report = self.calls.join(tasks.join_task(plan, plan.step("join"), self.info), output)
         if not self.keep_work:
             self.calls.drop(plan.job)
@@ -225,6 +233,12 @@ class PlanWalker:
         self.counts.segments_computed += not result.resumed
         if not self.keep_work:
             self.calls.drop(self.plan.chunk_prefix(chunk))
+
+    def _clean_speech(self) -> tasks.SpeechResult:
+        result = self.calls.clean_speech(tasks.speech_task(self.plan, self.plan.step("speech"), self.info))
+        if result.method:
+            self.reporter.note(f"speech cleaned ({result.method}, {result.real_time_factor:.2f}x real time)")
+        return result
 
     def _count(self, resumed: bool) -> None:
         if resumed:

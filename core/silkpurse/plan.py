@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from silkpurse import timeline
 from silkpurse.batch import FORMAT, KEY_SUFFIX
-from silkpurse.errors import OptionsError
+from silkpurse.errors import InputError, OptionsError
 from silkpurse.media.codecs import EncodeOptions
 from silkpurse.media.probe import VideoInfo
 from silkpurse.store import validate_key
@@ -48,9 +48,10 @@ DEFAULT_BATCH_SIZE = 8
 
 #: Bumped when a stage's output bytes change for the same inputs and parameters, so stored
 #: work from an older silkpurse is never mistaken for this one's.
-CODE_VERSIONS = {"extract": 1, "upscale": 1, "interpolate": 1, "encode": 1}
+CODE_VERSIONS = {"extract": 1, "upscale": 1, "interpolate": 1, "encode": 1, "speech": 1}
+SPEECH_LEVELS = ("light", "normal", "strong")
 
-StageName = Literal["extract", "upscale", "interpolate", "encode", "join"]
+StageName = Literal["extract", "upscale", "interpolate", "encode", "speech", "join"]
 Precision = Literal["fp32", "fp16", "bf16"]
 
 
@@ -73,6 +74,12 @@ class JobOptions:
     ten_bit: bool | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
+    clean_audio: str | None = None
+    """Clean the speech of the first audio track: ``light``, ``normal`` or ``strong`` (None: off)."""
+    loudness: float = -16.0
+    """Loudness target of the cleaned track, LUFS (-16 online video, -23 broadcast)."""
+    keep_original_audio: bool = False
+    """Keep the original track as a second track after the cleaned one."""
 
     def validate(self) -> None:
         if self.scale not in (1, 2, 3, 4):
@@ -95,6 +102,12 @@ class JobOptions:
             raise OptionsError(
                 f"--scene-threshold {self.scene_threshold} is impossible",
                 "use e.g. 0.12, or 1 to disable cut detection",
+            )
+        if self.clean_audio is not None and self.clean_audio not in SPEECH_LEVELS:
+            raise OptionsError(f"--clean-audio {self.clean_audio!r} is not a level", "use light, normal or strong")
+        if not -40 <= self.loudness <= -5:
+            raise OptionsError(
+                f"--loudness {self.loudness:g} LUFS is out of range", "use -16 (online) or -23 (broadcast)"
             )
         self.encode_options().validate()
 
@@ -223,6 +236,9 @@ class JobPlan:
     def segment_key(self, chunk: Chunk) -> str:
         return validate_key(f"{self.job}/segments/{chunk.name}-{self.stages['encode'].digest}.mkv")
 
+    def speech_key(self) -> str:
+        return validate_key(f"{self.job}/audio/speech-{self.stages['speech'].digest}.flac")
+
     def last_frame_stage(self) -> StageName:
         """The stage whose batches the encoder reads."""
         if self.interpolator is not None:
@@ -300,6 +316,8 @@ def build_plan(
     """The whole job, from facts alone. ``upscaler``/``interpolator`` are required exactly
     when the options turn that stage on (see :func:`stages_needed`)."""
     options.validate()
+    if options.clean_audio is not None and not info.audio:
+        raise InputError(f"{info.path} has no audio track", "drop --clean-audio; there is no speech to clean")
     rate_out = options.output_rate(info.rate)
     needs_upscale, needs_interp = stages_needed(info, options)
     if needs_upscale != (upscaler is not None) or needs_interp != (interpolator is not None):
@@ -429,6 +447,18 @@ def _stage_params(
         last = "interpolate"
     encode = options.encode_options()
     add("encode", {**asdict(encode), "rate_out": _rate(rate_out)}, stages[last].digest)
+    if options.clean_audio is not None:
+        add(
+            "speech",
+            {
+                "input": input_sha256,
+                "stream": info.audio[0].index,
+                "level": options.clean_audio,
+                "loudness": options.loudness,
+                "keep_original": options.keep_original_audio,
+            },
+            None,
+        )
     return stages
 
 
@@ -493,18 +523,13 @@ def _steps(plan: JobPlan) -> Iterator[Step]:
             chunk.out_first,
             chunk.out_end - chunk.out_first,
         )
-    segments = tuple(plan.segment_key(c) for c in plan.chunks)
-    yield Step(
-        "join",
-        "join",
-        last_chunk,
-        None,
-        segments,
-        (),
-        tuple(f"{c.name}/encode" for c in plan.chunks),
-        0,
-        plan.frames_out,
-    )
+    inputs = tuple(plan.segment_key(c) for c in plan.chunks)
+    needs = tuple(f"{c.name}/encode" for c in plan.chunks)
+    if "speech" in plan.stages:  # the speech clean-up needs nothing from the video
+        key = plan.speech_key()
+        yield Step("speech", "speech", 0, None, (), (key,), (), 0, 0)
+        inputs, needs = (*inputs, key), (*needs, "speech")
+    yield Step("join", "join", last_chunk, None, inputs, (), needs, 0, plan.frames_out)
 
 
 def _digest(data: Any) -> str:

@@ -86,6 +86,19 @@ class EncodeTask:
 
 
 @dataclass(frozen=True)
+class SpeechTask:
+    """Clean the speech of the source's first audio track into an object of the store."""
+
+    step: str
+    source: VideoInfo
+    stream: int
+    """ffprobe's index of the audio stream."""
+    output: str
+    level: str
+    loudness: float
+
+
+@dataclass(frozen=True)
 class JoinTask:
     """Join the segments into the output with the source's audio, subtitles and metadata."""
 
@@ -95,6 +108,9 @@ class JoinTask:
     rate: Fraction
     source: VideoInfo
     options: EncodeOptions
+    speech: str | None = None
+    """The cleaned track's key: it replaces the source's first audio track."""
+    keep_original_audio: bool = False
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -142,6 +158,16 @@ class SegmentResult:
     segment: str
     frames: int
     resumed: bool
+
+
+@dataclass(frozen=True)
+class SpeechResult:
+    step: str
+    output: str
+    resumed: bool
+    method: str = ""
+    """``model`` or ``ffmpeg`` (empty when resumed)."""
+    real_time_factor: float = 0.0
 
 
 @dataclass
@@ -216,8 +242,25 @@ def encode_task(plan: JobPlan, step: Step, info: VideoInfo) -> EncodeTask:
     )
 
 
+def speech_task(plan: JobPlan, step: Step, info: VideoInfo) -> SpeechTask:
+    options = plan.options
+    assert options.clean_audio is not None
+    return SpeechTask(step.id, info, info.audio[0].index, step.outputs[0], options.clean_audio, options.loudness)
+
+
 def join_task(plan: JobPlan, step: Step, info: VideoInfo) -> JoinTask:
-    return JoinTask(step.id, step.inputs, plan.frames_out, plan.rate_out, info, plan.options.encode_options())
+    speech = plan.speech_key() if "speech" in plan.stages else None
+    segments = tuple(key for key in step.inputs if key != speech)
+    return JoinTask(
+        step.id,
+        segments,
+        plan.frames_out,
+        plan.rate_out,
+        info,
+        plan.options.encode_options(),
+        speech=speech,
+        keep_original_audio=plan.options.keep_original_audio,
+    )
 
 
 def check_model(expected: ModelRef, identity: dict[str, Any], stage: str) -> None:

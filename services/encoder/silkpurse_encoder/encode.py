@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -177,8 +178,26 @@ def _segment_graph(
 # -- 2. and 3. join and mux -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Speech:
+    """A cleaned speech track to mux in place of the source's first audio track."""
+
+    path: Path
+    start_time: float
+    """Where the original track starts in the source file, seconds."""
+    keep_original: bool
+    """Keep the original track too, second and not default."""
+
+
 def join(
-    segments: list[Path], output: Path, source: VideoInfo, *, rate: Fraction, options: EncodeOptions, scratch: Path
+    segments: list[Path],
+    output: Path,
+    source: VideoInfo,
+    *,
+    rate: Fraction,
+    options: EncodeOptions,
+    scratch: Path,
+    speech: Speech | None = None,
 ) -> JoinResult:
     """Join ``segments`` into ``output`` (written to a temporary name, then renamed) with the
     source's audio, subtitles, chapters and metadata."""
@@ -193,7 +212,7 @@ def join(
     partial = partial_path(output)
     report = JoinResult(output=str(output))
     try:
-        _run(_mux_graph(joined, partial, source, options, timescale, report))
+        _run(_mux_graph(joined, partial, source, options, timescale, report, speech))
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)
@@ -202,15 +221,42 @@ def join(
 
 
 def _mux_graph(
-    joined: Path, partial: Path, source: VideoInfo, options: EncodeOptions, timescale: int, report: JoinResult
+    joined: Path,
+    partial: Path,
+    source: VideoInfo,
+    options: EncodeOptions,
+    timescale: int,
+    report: JoinResult,
+    speech: Speech | None,
 ) -> Any:
     container = container_for(Path(report.output))
     streams: list[Any] = [ffmpeg.input(str(joined), itsoffset=f"{source.start_time:.6f}")["v:0"]]
     args: dict[str, Any] = {"c:v": "copy", "format": container}
     original = ffmpeg.input(str(source.path))
-    for n, audio in enumerate(source.audio):
+    audio_tracks = list(source.audio)
+    if speech is not None:
+        # The cleaned track comes first and is the default; FLAC where the container holds it.
+        streams.append(ffmpeg.input(str(speech.path), itsoffset=f"{speech.start_time:.6f}")["a:0"])
+        lossless = container == "matroska"
+        args.update(
+            {
+                "c:a:0": "flac" if lossless else "aac",
+                "disposition:a:0": "default",
+                # MP4 names a track by its handler, Matroska by its title.
+                "metadata:s:a:0": f"{'title' if lossless else 'handler_name'}=Speech (cleaned by silkpurse)",
+            }
+        )
+        if not lossless:
+            args["b:a:0"] = "192k"
+        report.reencoded_streams.append(f"audio #{source.audio[0].index} ({source.audio[0].codec} -> cleaned speech)")
+        if not speech.keep_original:
+            audio_tracks = audio_tracks[1:]
+    first = len(streams) - 1
+    for n, audio in enumerate(audio_tracks, start=first):
         streams.append(original[str(audio.index)])
         args.update(_audio_args(n, audio, container, report))
+        if speech is not None:
+            args[f"disposition:a:{n}"] = "0"
     kept = 0
     for sub in source.subtitles:
         codec_arg = _subtitle_codec(sub, container, report)

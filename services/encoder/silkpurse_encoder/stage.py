@@ -14,8 +14,10 @@ from silkpurse.errors import MediaError
 from silkpurse.media.probe import count_frames
 from silkpurse.settings import get_settings
 from silkpurse.store import BatchStore, LocalStore
-from silkpurse.tasks import EncodeTask, JoinResult, JoinTask, SegmentResult
-from silkpurse_encoder.encode import SegmentWriter, join, write_segment
+from silkpurse.tasks import EncodeTask, JoinResult, JoinTask, SegmentResult, SpeechResult, SpeechTask
+from silkpurse_encoder.encode import SegmentWriter, Speech, join, write_segment
+from silkpurse_encoder.speech.audio import probe_streams
+from silkpurse_encoder.speech.clean import clean_audio_track
 
 
 def segment_done(store: BatchStore, key: str) -> bool:
@@ -53,11 +55,29 @@ def encode_segment(task: EncodeTask, store: BatchStore, batches: Iterable[FrameB
     return SegmentResult(task.step, task.segment, task.frames, resumed=False)
 
 
+def clean_speech(task: SpeechTask, store: BatchStore) -> SpeechResult:
+    """Clean the speech of the task's audio track into the store, unless a previous run did."""
+    if store.exists(task.output):
+        return SpeechResult(task.step, task.output, resumed=True)
+    with _scratch() as scratch:
+        path = scratch / "speech.flac"
+        report = clean_audio_track(task.source.path, task.stream, path, level=task.level, loudness=task.loudness)
+        store.upload(task.output, path)
+    return SpeechResult(task.step, task.output, False, report.method, report.real_time_factor)
+
+
 def join_segments(task: JoinTask, store: BatchStore, output: Path) -> JoinResult:
-    """Join the task's segments into ``output`` with the source's other streams, and check it."""
+    """Join the task's segments into ``output`` with the source's other streams (the cleaned
+    speech in place of the first audio track, when the task has one), and check it."""
     with _scratch() as scratch, ExitStack() as files:
         segments = [files.enter_context(_local_file(store, key, scratch)) for key in task.segments]
-        report = join(segments, output, task.source, rate=task.rate, options=task.options, scratch=scratch)
+        speech = None
+        if task.speech is not None:
+            track = files.enter_context(_local_file(store, task.speech, scratch))
+            speech = Speech(track, _audio_start(task.source.path), task.keep_original_audio)
+        report = join(
+            segments, output, task.source, rate=task.rate, options=task.options, scratch=scratch, speech=speech
+        )
     report.frames = count_frames(output)
     if report.frames != task.frames:
         output.unlink(missing_ok=True)
@@ -66,6 +86,11 @@ def join_segments(task: JoinTask, store: BatchStore, output: Path) -> JoinResult
             "run the job again; finished segments are kept",
         )
     return report
+
+
+def _audio_start(source: Path) -> float:
+    """Where the source's first audio track starts in its file: the cleaned track starts there too."""
+    return probe_streams(source).audio[0].start_time
 
 
 def _in_order(batches: Iterable[FrameBatch], task: EncodeTask) -> Iterator[FrameBatch]:
