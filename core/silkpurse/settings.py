@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_cache_path
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from silkpurse.errors import OptionsError
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 
@@ -54,7 +56,39 @@ class Settings(BaseSettings):
     s3_timeout_s: float = Field(default=10.0, gt=0, le=300, description="Read timeout of one request.")
     s3_part_size_mib: int = Field(default=16, ge=5, le=5120, description="Multipart part size for large objects.")
 
+    # Limits on inputs, checked when they are probed, before any work (docs/reliability.md).
+    max_pixels: int = Field(
+        default=8192 * 4320, ge=1, description="Most pixels per input frame or image (8K: 8192x4320)."
+    )
+    max_dimension: int = Field(default=16384, ge=1, description="Widest or tallest input frame or image, in pixels.")
+    max_frames: int = Field(default=2_000_000, ge=1, description="Most frames an input may yield (9 h at 60 fps).")
+    max_duration_s: float = Field(default=24 * 3600.0, gt=0, description="Longest input, in seconds.")
+    max_rate: float = Field(default=1000.0, gt=0, description="Highest input frame rate, in frames per second.")
+    max_vfr_expansion: float = Field(
+        default=10.0,
+        ge=1,
+        description="Variable-rate input: most frames the constant-rate conversion may make per frame in the file.",
+    )
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets ``field_name``."""
+    return f"SILKPURSE_{field_name.upper()}"
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; an invalid value is an :class:`OptionsError` naming its
+    variable."""
+    try:
+        return Settings()
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = str(first["loc"][0]) if first.get("loc") else "?"
+        value = first.get("input")
+        secret = "key" in name or "secret" in name
+        shown = value if isinstance(value, str | int | float) and not secret else "this value"
+        raise OptionsError(
+            f"{env_name(name)}={shown!s} is invalid ({first.get('msg', 'invalid value')})",
+            f"fix or unset {env_name(name)}",
+        ) from None
