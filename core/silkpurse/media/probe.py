@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import ffmpeg
 
 from silkpurse.errors import InputError
 from silkpurse.media.colour import Colour
-from silkpurse.settings import get_settings
+from silkpurse.media.sources import demuxer_of, file_url, input_options, is_container
+from silkpurse.settings import Settings, env_name, get_settings
 
 _HIGH_DEPTH = re.compile(r"(9|10|12|14|16)(le|be)$")
 
@@ -69,6 +71,11 @@ class VideoInfo:
     """Indices (in the frames the extractor yields) of the source's keyframes: where encoders
     put scene cuts, and where a chunk can start without decoding from far before it."""
 
+    @property
+    def demuxer(self) -> str:
+        """The probed demuxer, to pin with ``-f`` whenever this file is read again."""
+        return demuxer_of(self.container)
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["path"] = str(self.path)
@@ -96,29 +103,73 @@ class VideoInfo:
         )
 
 
-def probe(path: Path) -> VideoInfo:
-    """Probe ``path``; a missing, empty or non-video input raises :class:`InputError`."""
+def probe(path: Path, *, limits: bool = True) -> VideoInfo:
+    """Probe ``path``; a missing, empty, non-video or unsafe input raises :class:`InputError`.
+
+    With ``limits`` (the default, for inputs) the settings' limits on frame size, frame count,
+    duration, rate and variable-rate expansion are checked here, before any work; the frame size
+    is checked from the header, before any frame is decoded. ``limits=False`` is for files
+    silkpurse wrote itself. Only the named local file is read: see :mod:`silkpurse.media.sources`.
+    """
     _check_readable(path)
-    meta = _ffprobe(path, show_format=None, show_streams=None)
-    video = _first_video_stream(meta, path)
-    packets = _ffprobe(path, select_streams=f"{video['index']}", show_entries="packet=pts,dts,duration,flags")
-    times = sorted(int(p["pts"]) for p in packets.get("packets", []) if p.get("pts") not in (None, "N/A"))
+    settings = get_settings()
+    max_pixels = settings.max_pixels if limits else None
+    meta = _ffprobe(path, **input_options(max_pixels=max_pixels))
+    video = _video_stream(meta, path, settings if limits else None)
+    demuxer = demuxer_of(str(meta["format"]["format_name"]))
+    packets = _ffprobe(
+        path,
+        select_streams=str(video["index"]),
+        show_entries="packet=pts,dts,duration,flags",
+        **input_options(demuxer, max_pixels=max_pixels),
+    )
+    return parse_probe(path, meta, packets, settings if limits else None)
+
+
+def parse_probe(path: Path, meta: Any, packets: Any, limits: Settings | None = None) -> VideoInfo:
+    """The :class:`VideoInfo` of ffprobe's JSON reports: ``meta`` (``-show_format -show_streams``)
+    and ``packets`` (the video stream's ``-show_entries packet=...``). Pure: no file is read.
+
+    Anything that is not a usable, safe video raises :class:`InputError`, malformed reports too;
+    ``limits`` (the settings) are checked when given.
+    """
+    try:
+        return _parse(path, meta, packets, limits)
+    except InputError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError, AttributeError, OverflowError) as err:
+        raise InputError(
+            f"{path} is not a readable video (ffprobe's report is malformed: {type(err).__name__})",
+            "give a video file; it may be truncated or corrupt",
+        ) from None
+
+
+def _parse(path: Path, meta: Any, packets: Any, limits: Settings | None) -> VideoInfo:
+    video = _video_stream(meta, path, limits)
+    entries = packets.get("packets", []) if isinstance(packets, dict) else []
+    times = sorted(int(p["pts"]) for p in entries if isinstance(p, dict) and p.get("pts") not in (None, "N/A"))
     if not times:
         raise InputError(f"{path} has a video stream but no frames in it", "the file is truncated or corrupt")
     _check_complete(video, len(times), path)
-    time_base = Fraction(video["time_base"])
+    time_base = _fraction(video.get("time_base"))
+    if time_base is None:
+        raise InputError(f"{path} has no valid time base", "the file is corrupt; re-export it")
     vfr = _is_variable_rate(times)
     rate = _stream_rate(video, times, time_base, vfr)
-    duration = _duration(video, meta, times, time_base, rate)
+    duration = _duration(video, times, time_base, rate)
     frame_count = len(times) if not vfr else max(1, round(duration * rate))
+    if limits is not None:
+        _check_limits(path, limits, rate=rate, duration=duration, frames=frame_count, packets=len(times), vfr=vfr)
     rotation = _rotation(video)
     coded_w, coded_h = int(video["width"]), int(video["height"])
     width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
-    start = float(times[0] * time_base) - float(meta["format"].get("start_time", 0) or 0)
-    keyframes = _keyframe_indices(packets.get("packets", []), times[0], time_base, rate, frame_count)
+    fmt = meta["format"]
+    start = float(times[0] * time_base) - (_float(fmt.get("start_time")) or 0.0)
+    streams = [s for s in meta["streams"] if isinstance(s, dict)]
+    keyframes = _keyframe_indices(entries, times[0], time_base, rate, frame_count)
     return VideoInfo(
         path=path,
-        container=str(meta["format"].get("format_name", "")),
+        container=str(fmt.get("format_name", "")),
         width=width,
         height=height,
         coded_width=coded_w,
@@ -130,12 +181,75 @@ def probe(path: Path) -> VideoInfo:
         rate=rate,
         frame_count=frame_count,
         duration=duration,
-        start_time=max(0.0, start),
+        start_time=max(0.0, start) if math.isfinite(start) else 0.0,
         vfr=vfr,
         colour=Colour.from_stream(video, coded_h),
-        audio=[_audio(s) for s in meta["streams"] if s.get("codec_type") == "audio"],
-        subtitles=[_subtitle(s) for s in meta["streams"] if s.get("codec_type") == "subtitle"],
+        audio=[_audio(s) for s in streams if s.get("codec_type") == "audio"],
+        subtitles=[_subtitle(s) for s in streams if s.get("codec_type") == "subtitle"],
         keyframes=keyframes,
+    )
+
+
+def _video_stream(meta: Any, path: Path, limits: Settings | None) -> dict[str, Any]:
+    """The first video stream of a safe container, its declared size within ``limits``."""
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    name = fmt.get("format_name") if isinstance(fmt, dict) else None
+    if not isinstance(fmt, dict) or not isinstance(name, str) or not name:
+        raise InputError(f"{path} is not a readable video (no container format)", "give a video file")
+    if not is_container(name):
+        raise InputError(
+            f"{path} is a {name} file, which silkpurse does not read (it is a playlist, list or "
+            "format that can name other files)",
+            "give a video file (MP4, MKV, MOV, WebM, AVI, TS, ...)",
+        )
+    video = _first_video_stream(meta, path)
+    if limits is not None:
+        _check_size(path, limits, int(video["width"]), int(video["height"]))
+        declared = _float(fmt.get("duration"))
+        if declared is not None and declared > limits.max_duration_s:
+            _too_much(path, f"lasts {declared:.0f} s", limits.max_duration_s, "max_duration_s", " s")
+    return video
+
+
+def check_frame_size(path: Path, width: int, height: int, settings: Settings | None = None) -> None:
+    """:class:`InputError` when a ``width`` x ``height`` frame or image is over the size limits."""
+    _check_size(path, settings or get_settings(), width, height)
+
+
+def _check_size(path: Path, limits: Settings, width: int, height: int) -> None:
+    if width <= 0 or height <= 0:
+        raise InputError(f"{path} declares an empty frame size {width}x{height}", "the file is corrupt")
+    if max(width, height) > limits.max_dimension:
+        _too_much(path, f"has {width}x{height} frames", limits.max_dimension, "max_dimension", " pixels a side")
+    if width * height > limits.max_pixels:
+        _too_much(path, f"has {width}x{height} frames", limits.max_pixels, "max_pixels", " pixels a frame")
+
+
+def _check_limits(
+    path: Path, limits: Settings, *, rate: Fraction, duration: float, frames: int, packets: int, vfr: bool
+) -> None:
+    if rate > limits.max_rate:
+        _too_much(path, f"runs at {float(rate):g} fps", limits.max_rate, "max_rate", " fps")
+    if duration > limits.max_duration_s:
+        _too_much(path, f"lasts {duration:.0f} s", limits.max_duration_s, "max_duration_s", " s")
+    if vfr and frames > packets * limits.max_vfr_expansion:
+        _too_much(
+            path,
+            f"has {packets} frames, but its timestamps (gaps in a variable frame rate) would make "
+            f"{frames} at a constant {float(rate):g} fps",
+            limits.max_vfr_expansion,
+            "max_vfr_expansion",
+            " times as many",
+        )
+    if frames > limits.max_frames:
+        _too_much(path, f"yields {frames} frames", limits.max_frames, "max_frames", " frames")
+
+
+def _too_much(path: Path, what: str, limit: float, setting: str, unit: str = "") -> NoReturn:
+    shown = f"{int(limit)}" if float(limit).is_integer() else f"{limit:g}"
+    raise InputError(
+        f"{path} {what}, over the limit of {shown}{unit}",
+        f"if this is intended, raise {env_name(setting)}",
     )
 
 
@@ -143,32 +257,57 @@ def count_frames(path: Path) -> int:
     """Video packets in ``path``'s first video stream: how a writer checks that a file it just
     made is complete (each packet of silkpurse's own encodes is one frame)."""
     try:
-        meta = _ffprobe(path, select_streams="v:0", count_packets=None, show_entries="stream=nb_read_packets")
+        meta = _ffprobe(
+            path, select_streams="v:0", count_packets=None, show_entries="stream=nb_read_packets", **input_options()
+        )
         return int(meta["streams"][0]["nb_read_packets"])
     except (InputError, KeyError, IndexError, ValueError):
         return 0
 
 
 def _check_readable(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"input {path} does not exist", "check the path")
-    if path.is_dir():
-        raise InputError(f"input {path} is a directory", "give a video file")
-    if path.stat().st_size == 0:
-        raise InputError(f"input {path} is empty (0 bytes)", "give a complete video file")
+    try:
+        if not path.exists():
+            raise InputError(f"input {path} does not exist", "check the path")
+        if path.is_dir():
+            raise InputError(f"input {path} is a directory", "give a video file")
+        if path.stat().st_size == 0:
+            raise InputError(f"input {path} is empty (0 bytes)", "give a complete video file")
+    except OSError as err:
+        raise InputError(f"cannot read input {path} ({err.strerror or err})", "check the path") from None
+
+
+_MAX_PIXELS = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count")
+_NOT_WHITELISTED = re.compile(r"\[([\w,]+) @ 0x[0-9a-f]+\] Format not on whitelist")
 
 
 def _ffprobe(path: Path, **args: Any) -> dict[str, Any]:
     try:
-        return ffmpeg.probe(str(path), cmd=get_settings().ffprobe, **args)  # type: ignore[no-any-return]
+        result = ffmpeg.probe(file_url(path), cmd=get_settings().ffprobe, **args)
     except ffmpeg.Error as err:
-        detail = (err.stderr or b"").decode(errors="replace").strip().splitlines()
+        stderr = (err.stderr or b"").decode(errors="replace")
+        too_big = _MAX_PIXELS.search(stderr)
+        if too_big:
+            width, height = int(too_big.group(1)), int(too_big.group(2))
+            _check_size(path, get_settings(), width, height)  # raises: over the limit
+        playlist = _NOT_WHITELISTED.search(stderr)
+        if playlist:
+            name = playlist.group(1)
+            raise InputError(
+                f"{path} is a {name} file, which silkpurse does not read (it is a playlist, list or "
+                "format that can name other files)",
+                "give a video file (MP4, MKV, MOV, WebM, AVI, TS, ...)",
+            ) from None
+        detail = stderr.strip().splitlines()
         reason = detail[-1] if detail else "ffprobe failed"
         raise InputError(
             f"{path} is not a readable video ({reason})", "give a video file; it may be truncated or corrupt"
         ) from None
     except FileNotFoundError:
         raise InputError("ffprobe was not found", "install ffmpeg (apt-get install ffmpeg)") from None
+    if not isinstance(result, dict):
+        raise InputError(f"{path} is not a readable video (ffprobe printed no report)", "give a video file")
+    return result
 
 
 def _check_complete(video: dict[str, Any], packets: int, path: Path) -> None:
@@ -182,10 +321,15 @@ def _check_complete(video: dict[str, Any], packets: int, path: Path) -> None:
 
 
 def _first_video_stream(meta: dict[str, Any], path: Path) -> dict[str, Any]:
-    for stream in meta.get("streams", []):
-        is_picture = stream.get("disposition", {}).get("attached_pic")  # cover art, not video
+    streams = meta.get("streams", [])
+    for stream in streams if isinstance(streams, list) else []:
+        if not isinstance(stream, dict):
+            continue
+        disposition = stream.get("disposition")
+        is_picture = isinstance(disposition, dict) and disposition.get("attached_pic")  # cover art, not video
         if stream.get("codec_type") == "video" and not is_picture and int(stream.get("width") or 0) > 0:
-            return stream  # type: ignore[no-any-return]
+            int(stream["height"]), int(stream["index"])  # noqa: B018  (both must be numbers)
+            return stream
     raise InputError(f"{path} has no video stream", "give a file with video (audio-only files cannot be enhanced)")
 
 
@@ -238,10 +382,14 @@ def _snap_rate(rate: Fraction) -> Fraction:
         Fraction(60),
     ]
     nearest = min(standard, key=lambda s: abs(s - rate))
-    return nearest if abs(nearest - rate) / rate < Fraction(1, 200) else rate.limit_denominator(1001)
+    if abs(nearest - rate) / rate < Fraction(1, 200):
+        return nearest
+    # Keep slow rates (a time-lapse of one frame per hour is 1/3600) exact rather than rounded to 0.
+    limited = rate.limit_denominator(1001)
+    return limited if limited > 0 and abs(limited - rate) / rate < Fraction(1, 1000) else rate.limit_denominator(10**7)
 
 
-def _duration(video: dict[str, Any], meta: dict[str, Any], times: list[int], tb: Fraction, rate: Fraction) -> float:
+def _duration(video: dict[str, Any], times: list[int], tb: Fraction, rate: Fraction) -> float:
     # The last frame lasts one frame interval, which ffprobe's stream duration includes.
     span = float((times[-1] - times[0]) * tb) + float(1 / rate)
     stream_duration = _float(video.get("duration"))
@@ -294,6 +442,7 @@ def _fraction(value: object) -> Fraction | None:
 
 def _float(value: object) -> float | None:
     try:
-        return float(str(value))
+        number = float(str(value))
     except ValueError:
         return None
+    return number if math.isfinite(number) else None

@@ -19,6 +19,8 @@ from silkpurse.batch import FrameBatch
 from silkpurse.errors import InputError, MediaError
 from silkpurse.media.ffmpeg_process import FfmpegProcess
 from silkpurse.media.probe import VideoInfo
+from silkpurse.media.sources import file_url, input_options
+from silkpurse.settings import get_settings
 
 #: Frames may come up short by this fraction before the input counts as truncated (some
 #: containers over-report packets that carry no displayable frame).
@@ -48,7 +50,9 @@ def decode_graph(info: VideoInfo, raw: RawFormat, first: int = 0) -> object:
     seek = {}
     if first > 0 and not info.vfr:
         seek["ss"] = f"{info.start_time + (first - 0.5) / float(info.rate):.6f}"
-    video = ffmpeg.input(str(info.path), **seek)["v:0"]
+    # Only the probed file, read by the probed demuxer; frames over the size limit are refused.
+    source = input_options(info.demuxer, max_pixels=max(get_settings().max_pixels, info.width * info.height))
+    video = ffmpeg.input(file_url(info.path), **source, **seek)["v:0"]
     if info.vfr:
         video = video.filter("fps", fps=f"{info.rate.numerator}/{info.rate.denominator}", round="near")
     video = video.filter(
