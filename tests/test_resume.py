@@ -49,7 +49,7 @@ def test_resume_recomputes_no_finished_segment_or_batch(clip_with_audio: Path, t
     with pytest.raises(KeyboardInterrupt):
         Pipeline(clip_with_audio, output, JOB, run, reporter=InterruptAfter("interpolate", 5)).run()
     assert not output.exists()
-    assert not list(tmp_path.glob(".out.partial*"))
+    assert not list(tmp_path.glob(".out.*"))
     finished = len(list((tmp_path / "work").rglob("*.safetensors")))
     assert finished >= 3  # the second chunk's finished batches (the first chunk's were dropped with its segment)
 
@@ -107,7 +107,7 @@ def test_a_job_whose_chunks_cannot_fit_the_work_disk_fails_before_any_work(
     monkeypatch.setattr(shutil, "disk_usage", lambda _path: SimpleNamespace(total=10**9, used=10**9, free=1000))
     with pytest.raises(StoreError, match="only 0.0 GB are free"):
         pipeline.run()
-    assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out.partial*"))
+    assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out.*"))
 
 
 def test_the_same_job_twice_at_once_is_refused(clip_with_audio: Path, tmp_path: Path, run: RunOptions) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 import subprocess
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from silkpurse.errors import InputError, OptionsError, OutputError
-from silkpurse.files import write_atomically
+from silkpurse.media.probe import check_frame_size
+from silkpurse.media.sources import file_url
+from silkpurse.output import claim_output, output_error
 from silkpurse.settings import get_settings
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -33,25 +35,44 @@ class Picture:
 
 
 def read_image(path: Path) -> Picture:
-    if not path.is_file():
-        raise InputError(f"image {path} does not exist", "check the path")
-    header = _png_header(path)
-    if header is not None and header[0] == 16:
-        return _read_png16(path, colour_type=header[1])
+    """Read an image; its declared size is checked against the settings' limits
+    (``SILKPURSE_MAX_PIXELS``, ``SILKPURSE_MAX_DIMENSION``) before any pixel is decoded."""
+    try:
+        if not path.is_file():
+            raise InputError(f"image {path} does not exist", "check the path")
+        header = _png_header(path)
+    except OSError as err:
+        raise InputError(f"cannot read image {path} ({err.strerror or err})", "check the path") from None
+    if header is not None:
+        check_frame_size(path, header.width, header.height)
+        if header.bit_depth == 16:
+            return _read_png16(path, header)
     try:
         with Image.open(path) as img:
+            check_frame_size(path, *img.size)  # from the header; nothing is decoded yet
             return _from_pillow(ImageOps.exif_transpose(img))
+    except Image.DecompressionBombError as err:
+        raise InputError(f"{path} is too large to decode ({err})", "give a smaller image") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"cannot read {path}: not a readable image ({err})", "give a PNG, JPEG or WebP file") from err
 
 
-def _png_header(path: Path) -> tuple[int, int] | None:
-    """(bit depth, colour type) of a PNG, from its IHDR chunk; ``None`` for other files."""
+@dataclass(frozen=True)
+class _PngHeader:
+    width: int
+    height: int
+    bit_depth: int
+    colour_type: int
+
+
+def _png_header(path: Path) -> _PngHeader | None:
+    """A PNG's IHDR chunk; ``None`` for other files."""
     with path.open("rb") as f:
         head = f.read(29)
     if len(head) < 29 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b"IHDR":
         return None
-    return head[24], head[25]
+    width, height = struct.unpack(">II", head[16:24])
+    return _PngHeader(width, height, head[24], head[25])
 
 
 def _from_pillow(img: Image.Image) -> Picture:
@@ -64,14 +85,18 @@ def _from_pillow(img: Image.Image) -> Picture:
     return Picture(np.asarray(rgb), grey=grey)
 
 
-def _read_png16(path: Path, colour_type: int) -> Picture:
+def _read_png16(path: Path, header: _PngHeader) -> Picture:
     # Colour types with an alpha channel: 4 (grey + alpha) and 6 (RGBA). tRNS on 16-bit
     # images is rare and ignored.
+    colour_type = header.colour_type
     alpha = colour_type in (4, 6)
     fmt, channels = ("rgba64le", 4) if alpha else ("rgb48le", 3)
     with Image.open(path) as img:  # Pillow still reads the size and validates the header
         width, height = img.size
-    cmd = [get_settings().ffmpeg, "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", fmt, "-"]
+    # The one file (its size already checked from the header), read as a PNG: never an image2
+    # pattern, a protocol or an option.
+    cmd = [get_settings().ffmpeg, "-nostdin", "-v", "error", "-protocol_whitelist", "file", "-f", "png_pipe"]
+    cmd += ["-i", file_url(path), "-f", "rawvideo", "-pix_fmt", fmt, "-"]
     try:
         raw = subprocess.run(cmd, capture_output=True, check=True).stdout
     except FileNotFoundError as err:
@@ -101,21 +126,23 @@ def output_format(path: Path, picture: Picture) -> str:
     return fmt
 
 
-def write_image(path: Path, picture: Picture, quality: int = 95) -> None:
-    """Write ``picture`` to ``path`` (format from the suffix), atomically: a failed write
-    leaves no half-written image behind."""
+def write_image(path: Path, picture: Picture, quality: int = 95, *, inputs: Iterable[Path] = ()) -> None:
+    """Write ``picture`` to ``path`` (format from the suffix) through
+    :func:`silkpurse.output.claim_output`: locked, under a temporary name, verified, renamed; a
+    failed write leaves no half-written image behind. Inside a claim of ``path`` already held
+    (the image commands claim around the whole job) it joins that claim."""
     fmt = output_format(path, picture)
     pixels = picture.pixels
     if pixels.dtype == np.uint16 and fmt == "PNG":
         data = _encode_png16(_to_grey(pixels) if picture.grey else pixels)
-        _save(path, lambda tmp: tmp.write_bytes(data))
+        _save(path, lambda tmp: tmp.write_bytes(data), inputs)
         return
     if pixels.dtype == np.uint16:  # JPEG and WebP hold 8 bits
         pixels = ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
     img = Image.fromarray(pixels)
     if picture.grey:
         img = img.convert("LA" if pixels.shape[2] == 4 else "L")
-    _save(path, lambda tmp: img.save(tmp, fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {})))
+    _save(path, lambda tmp: img.save(tmp, fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {})), inputs)
 
 
 def _to_grey(pixels: np.ndarray) -> np.ndarray:
@@ -146,8 +173,25 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def _save(path: Path, write: Callable[[Path], object]) -> None:
+def _save(path: Path, write: Callable[[Path], object], inputs: Iterable[Path]) -> None:
+    size = None
+    with claim_output(path, inputs=inputs) as claim:
+        try:
+            write(claim.temp)
+            size = claim.temp.stat().st_size
+        except OSError as err:
+            raise output_error(path, err) from None
+        claim.publish(verify=lambda tmp: _verify_image(tmp, size))
+
+
+def _verify_image(path: Path, size: int | None) -> None:
+    """The written image is whole: as long as when written, and its format opens."""
     try:
-        write_atomically(path, write)
-    except OSError as err:
-        raise OutputError(f"cannot write {path} ({err})", "check the folder exists and is writable") from err
+        if path.stat().st_size != size:
+            raise OSError("the file changed size after it was written")
+        with Image.open(path) as img:
+            img.verify()
+    except (OSError, SyntaxError, ValueError, UnidentifiedImageError) as err:
+        raise OutputError(
+            f"writing {path.name} produced a broken file ({err})", "check the disk and try again"
+        ) from None

@@ -16,8 +16,14 @@ of drift per segment), so the recipe is measured, not guessed (docs/architecture
    metadata, copied when the container can hold them and re-encoded otherwise.
 
 Every output frame ``j`` is then at exactly ``start + j / rate`` (to the container's rounding,
-once), and the video's bytes are the segments' bytes. The final file is written under a
-temporary name, checked, and renamed: a partial output never looks complete.
+once), and the video's bytes are the segments' bytes.
+
+The final file is published through :func:`silkpurse.output.claim_output`: the output is
+locked for this run, written under a unique temporary name, and renamed into place only once
+ffmpeg exited 0 with no error-level message (ffmpeg 5.1 exits 0 after "Error writing trailer:
+No space left on device") and the file holds every frame at the expected duration. A partial
+output never looks complete, and a full disk is reported as such, not blamed on the input.
+Every file is named to ffmpeg as ``file:<absolute path>`` (never a protocol or an option).
 """
 
 from __future__ import annotations
@@ -33,10 +39,12 @@ from typing import Any
 import ffmpeg
 
 from silkpurse.batch import FrameBatch
-from silkpurse.errors import MediaError, OutputError
+from silkpurse.errors import InputError, MediaError, OutputError, StoreError
 from silkpurse.media.codecs import CODECS, EncodeOptions, container_for
-from silkpurse.media.ffmpeg_process import FfmpegProcess
-from silkpurse.media.probe import AudioStream, SubtitleStream, VideoInfo
+from silkpurse.media.ffmpeg_process import DISK_FULL, FfmpegProcess
+from silkpurse.media.probe import AudioStream, SubtitleStream, VideoInfo, probe
+from silkpurse.media.sources import file_url, input_options
+from silkpurse.output import OutputClaim, claim_output
 from silkpurse.tasks import JoinResult
 
 # Audio codecs MP4/MOV hold without re-encoding (ffmpeg 5.1's mov muxer).
@@ -55,10 +63,6 @@ def check_output(output: Path, source: Path) -> None:
         raise OutputError(f"output folder {parent} does not exist", "create it first")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"output folder {parent} is not writable", "choose a folder you can write to")
-
-
-def partial_path(output: Path) -> Path:
-    return output.with_name(f".{output.stem}.partial{output.suffix}")
 
 
 # -- 1. segments ----------------------------------------------------------------------------------
@@ -105,7 +109,7 @@ class SegmentWriter:
         assert stdin is not None
         with contextlib.suppress(BrokenPipeError):
             stdin.close()
-        if self._process.wait() != 0:
+        if self._process.wait() != 0 or self._process.errors:
             self._fail()
         return self.frames
 
@@ -114,8 +118,15 @@ class SegmentWriter:
         self.path.unlink(missing_ok=True)
 
     def _fail(self) -> None:
+        self._process.kill()  # it has usually exited already; this also waits for its last messages
         error = self._process.last_error()
+        disk_full = self._process.disk_full()
         self.abort()
+        if disk_full:
+            raise StoreError(
+                f"the disk holding the work directory {self.path.parent.parent} is full ({DISK_FULL})",
+                "free some space, or point --work-dir (SILKPURSE_WORK_DIR) at a larger disk",
+            )
         raise MediaError(f"encoding failed ({error})", "see the message; check codec and options") from None
 
 
@@ -172,7 +183,7 @@ def _segment_graph(
     }
     if options.codec == "h265":
         args["x265-params"] = "log-level=error"
-    return ffmpeg.output(video, str(path), **args).overwrite_output()
+    return ffmpeg.output(video, file_url(path), **args).overwrite_output()
 
 
 # -- 2. and 3. join and mux -----------------------------------------------------------------------
@@ -197,27 +208,65 @@ def join(
     rate: Fraction,
     options: EncodeOptions,
     scratch: Path,
+    frames: int | None = None,
+    claim: OutputClaim | None = None,
     speech: Speech | None = None,
 ) -> JoinResult:
-    """Join ``segments`` into ``output`` (written to a temporary name, then renamed) with the
-    source's audio, subtitles, chapters and metadata."""
-    joined = scratch / "joined.mp4"
-    listing = scratch / "segments.txt"
-    listing.write_text("".join(f"file '{_concat_quote(s.resolve())}'\n" for s in segments))
-    ticks, timescale = _ticks_per_frame(segments[0], rate)
-    snap = f"setts=pts=round(PTS/{ticks})*{ticks}:dts=round(DTS/{ticks})*{ticks}"
-    concat = ffmpeg.input(str(listing), format="concat", safe=0)
-    _run(ffmpeg.output(concat["v:0"], str(joined), c="copy", format="mp4", **{"bsf:v": snap}).overwrite_output())
+    """Join ``segments`` into ``output`` with the source's audio, subtitles, chapters and
+    metadata (the cleaned ``speech`` in place of the first audio track, when given), and publish
+    it once it holds ``frames`` frames (when given) at their duration.
 
-    partial = partial_path(output)
-    report = JoinResult(output=str(output))
-    try:
-        _run(_mux_graph(joined, partial, source, options, timescale, report, speech))
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
-        joined.unlink(missing_ok=True)
+    The output is claimed (:func:`~silkpurse.output.claim_output`) unless ``claim`` is given;
+    inside a claim of ``output`` that this thread already holds (the CLI claims around the
+    whole job), the join joins it."""
+    container_for(output)
+    with contextlib.ExitStack() as scope:
+        if claim is None:
+            claim = scope.enter_context(claim_output(output, inputs=[source.path]))
+        elif claim.output != Path(os.path.abspath(output)):
+            raise ValueError(f"the claim is of {claim.output}, not {output}")
+        joined = scratch / "joined.mp4"
+        listing = scratch / "segments.txt"
+        # Our own listing of our own files (the only concat list silkpurse ever reads).
+        listing.write_text("".join(f"file '{_concat_quote(file_url(s.resolve()))}'\n" for s in segments))
+        ticks, timescale = _ticks_per_frame(segments[0], rate)
+        snap = f"setts=pts=round(PTS/{ticks})*{ticks}:dts=round(DTS/{ticks})*{ticks}"
+        concat = ffmpeg.input(file_url(listing), format="concat", safe=0, protocol_whitelist="file")
+        joined_graph = ffmpeg.output(concat["v:0"], file_url(joined), c="copy", format="mp4", **{"bsf:v": snap})
+        report = JoinResult(output=str(output))
+        try:
+            _run(joined_graph.overwrite_output(), "joining the segments", None)
+            _run(
+                _mux_graph(joined, claim.temp, source, options, timescale, report, speech),
+                f"writing {output.name}",
+                output,
+            )
+            claim.publish(verify=lambda written: _verify(written, output, frames, rate))
+        except BaseException:
+            claim.discard()
+            raise
+        finally:
+            joined.unlink(missing_ok=True)
+    if frames is not None:
+        report.frames = frames
     return report
+
+
+def _verify(written: Path, output: Path, frames: int | None, rate: Fraction) -> None:
+    """The file probes as a video holding every frame written, at the expected duration."""
+    try:
+        info = probe(written, limits=False)
+    except InputError as err:
+        raise MediaError(f"writing {output.name} produced an unreadable file ({err.what})") from None
+    if frames is None:
+        return
+    expected = frames / rate
+    if info.frame_count != frames or abs(info.duration - float(expected)) > 2 / float(rate):
+        raise MediaError(
+            f"writing {output.name} produced an incomplete file ({info.frame_count} of {frames} frames, "
+            f"{info.duration:.3f} of {float(expected):.3f} s)",
+            "run the job again; finished segments are kept",
+        )
 
 
 def _mux_graph(
@@ -230,13 +279,15 @@ def _mux_graph(
     speech: Speech | None,
 ) -> Any:
     container = container_for(Path(report.output))
-    streams: list[Any] = [ffmpeg.input(str(joined), itsoffset=f"{source.start_time:.6f}")["v:0"]]
+    joined_video = ffmpeg.input(file_url(joined), itsoffset=f"{source.start_time:.6f}", **input_options("mov"))
+    streams: list[Any] = [joined_video["v:0"]]
     args: dict[str, Any] = {"c:v": "copy", "format": container}
-    original = ffmpeg.input(str(source.path))
+    original = ffmpeg.input(file_url(source.path), **input_options(source.demuxer))
     audio_tracks = list(source.audio)
     if speech is not None:
         # The cleaned track comes first and is the default; FLAC where the container holds it.
-        streams.append(ffmpeg.input(str(speech.path), itsoffset=f"{speech.start_time:.6f}")["a:0"])
+        cleaned = ffmpeg.input(file_url(speech.path), itsoffset=f"{speech.start_time:.6f}", **input_options("flac"))
+        streams.append(cleaned["a:0"])
         lossless = container == "matroska"
         args.update(
             {
@@ -275,7 +326,7 @@ def _mux_graph(
         args["movie_timescale"] = timescale
         if options.codec == "h265":
             args["tag:v"] = "hvc1"  # the tag Apple players need for HEVC in MP4
-    return ffmpeg.output(*streams, str(partial), **args).overwrite_output()
+    return ffmpeg.output(*streams, file_url(partial), **args).overwrite_output()
 
 
 def _audio_args(n: int, audio: AudioStream, container: str, report: JoinResult) -> dict[str, Any]:
@@ -301,7 +352,7 @@ def _subtitle_codec(sub: SubtitleStream, container: str, report: JoinResult) -> 
 
 def _ticks_per_frame(segment: Path, rate: Fraction) -> tuple[int, int]:
     """Ticks of the segment's track time base per frame, and that timescale."""
-    stream = ffmpeg.probe(str(segment), select_streams="v:0")["streams"][0]
+    stream = ffmpeg.probe(file_url(segment), select_streams="v:0", **input_options("mov"))["streams"][0]
     time_base = Fraction(stream["time_base"])
     ticks = 1 / (time_base * rate)
     if ticks.denominator != 1:
@@ -309,11 +360,26 @@ def _ticks_per_frame(segment: Path, rate: Fraction) -> tuple[int, int]:
     return ticks.numerator, time_base.denominator
 
 
-def _concat_quote(path: Path) -> str:
+def _concat_quote(path: Path | str) -> str:
     return str(path).replace("'", "'\\''")
 
 
-def _run(graph: Any) -> None:
+def _run(graph: Any, what: str, output: Path | None) -> None:
+    """Run ``graph`` writing ``output`` (``None``: a file in the work directory); a non-zero exit
+    or any error-level message fails it, a full disk as such."""
     process = FfmpegProcess(graph)
-    if process.wait() != 0:
-        raise MediaError(f"joining the segments failed ({process.last_error()})", "see the message")
+    if process.wait() == 0 and not process.errors:
+        return
+    if process.disk_full() and output is None:
+        raise StoreError(
+            f"the disk holding the work directory is full ({DISK_FULL})",
+            "free some space, or point --work-dir (SILKPURSE_WORK_DIR) at a larger disk",
+        )
+    if process.disk_full():
+        raise OutputError(
+            f"the disk holding {output} is full ({DISK_FULL})", "free some space or write the output elsewhere"
+        )
+    error = process.last_error()
+    if output is not None and "File name too long" in error:
+        raise OutputError(f"the output name {output.name!r} is too long for its filesystem", "choose a shorter name")
+    raise MediaError(f"{what} failed ({error})", "see the message")

@@ -75,17 +75,17 @@ def join_segments(task: JoinTask, store: BatchStore, output: Path) -> JoinResult
         if task.speech is not None:
             track = files.enter_context(_local_file(store, task.speech, scratch))
             speech = Speech(track, _audio_start(task.source.path), task.keep_original_audio)
-        report = join(
-            segments, output, task.source, rate=task.rate, options=task.options, scratch=scratch, speech=speech
+        # join() publishes the output only once it holds the plan's frames (checked before the rename).
+        return join(
+            segments,
+            output,
+            task.source,
+            rate=task.rate,
+            options=task.options,
+            scratch=scratch,
+            frames=task.frames,
+            speech=speech,
         )
-    report.frames = count_frames(output)
-    if report.frames != task.frames:
-        output.unlink(missing_ok=True)
-        raise MediaError(
-            f"the joined output holds {report.frames} frames, the plan expects {task.frames}",
-            "run the job again; finished segments are kept",
-        )
-    return report
 
 
 def _audio_start(source: Path) -> float:

@@ -447,12 +447,15 @@ def upscale_image(input_path: str | Path, output_path: str | Path, **engine_kwar
     ``realesr-animevideov3``, the fastest).
     """
     from silkpurse.media.image import Picture, output_format, read_image, write_image
+    from silkpurse.output import claim_output
 
     source, target = Path(input_path), Path(output_path)
-    picture = read_image(source)
-    output_format(target, picture)
-    model = engine_kwargs.pop("model", "realesr-animevideov3")
-    upscaler = Upscaler(model, **engine_kwargs)  # type: ignore[arg-type]
-    result = upscaler.upscale(picture.pixels[None])[0]
-    write_image(target, Picture(result, grey=picture.grey))
+    # The output is locked before any work; a second run on it fails at once.
+    with claim_output(target, inputs=[source]):
+        picture = read_image(source)
+        output_format(target, picture)
+        model = engine_kwargs.pop("model", "realesr-animevideov3")
+        upscaler = Upscaler(model, **engine_kwargs)  # type: ignore[arg-type]
+        result = upscaler.upscale(picture.pixels[None])[0]
+        write_image(target, Picture(result, grey=picture.grey))
     return target
