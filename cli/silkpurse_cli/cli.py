@@ -1,14 +1,18 @@
 """The ``silkpurse`` command line.
 
 Errors are mapped to exit codes in one place (:func:`main`): a :class:`SilkpurseError` prints
-one line and exits with its code; anything else is a bug and keeps its traceback.
+one line and exits with its code; anything else is a bug and keeps its traceback. Ctrl-C
+(SIGINT) exits 130 and SIGTERM 143, both after removing the partial output (the finished
+batches stay, so the same command resumes). Every output is claimed (locked) before any work.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import traceback
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -27,7 +31,9 @@ from rich.progress import (
 from rich.text import Text
 
 from silkpurse import __version__
+from silkpurse.concurrency import stop_background
 from silkpurse.errors import OptionsError, SilkpurseError
+from silkpurse.output import claim_output
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 _stderr = Console(stderr=True)
@@ -171,7 +177,8 @@ def _run_enhance(
     source: Path, output: Path, quiet: bool, as_json: bool, *, remote: bool = False, **options: Any
 ) -> None:
     job, run = _split_options(options)
-    with _progress(quiet or as_json and not sys.stderr.isatty()) as progress:
+    # The output is locked for the whole job, before any work: a second run fails at once.
+    with claim_output(output, inputs=[source]), _progress(quiet or as_json and not sys.stderr.isatty()) as progress:
         reporter = RichReporter(progress)
         if remote:
             from silkpurse_cli.remote import RemotePipeline
@@ -510,31 +517,74 @@ def serve(stage: str, **flags: Any) -> None:
         sys.exit(code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so it unwinds (and cleans up) like Ctrl-C."""
+
+
+#: Exit codes of the interruptions (128 + the signal's number, as shells report them).
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+_signalled: list[int] = []
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    _signalled.append(signum)
+    raise Terminated
+
+
 def _interrupted() -> None:
-    """Ctrl-C: the partial output is already removed and finished batches are stored. Exit at
-    once rather than wait for a model call in flight (interpreter shutdown would also abort a
-    PyTorch thread still computing)."""
-    _stderr.print("silkpurse: interrupted; run the same command again to resume from finished batches", soft_wrap=True)
+    """Ctrl-C or SIGTERM: the partial output is already removed and finished batches are stored.
+    Exit at once rather than wait for a model call in flight (os._exit skips the interpreter's
+    finalisation, which would abort a PyTorch thread still computing)."""
+    terminated = signal.SIGTERM in _signalled
+    what = "terminated" if terminated else "interrupted"
+    _stderr.print(f"silkpurse: {what}; run the same command again to resume from finished batches", soft_wrap=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(130)
+    os._exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
+
+
+def _exit(code: int) -> None:
+    """Exit with ``code`` once no background thread is computing: finalising the interpreter
+    under a PyTorch call in flight aborts the process (SIGABRT, exit 134) instead."""
+    if stop_background(timeout=10.0):
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: the one place where errors become exit codes."""
     try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        code = _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    _exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
         cli.main(args=argv, prog_name="silkpurse", standalone_mode=False)
     except SilkpurseError as err:
         _stderr.print(f"[red]silkpurse: error:[/] {err}", highlight=False, soft_wrap=True)
-        sys.exit(err.exit_code)
+        return err.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):
         _interrupted()
     except click.ClickException as err:
         err.show()
-        sys.exit(err.exit_code)
+        return err.exit_code
     except BrokenPipeError:
-        sys.exit(1)
-    sys.exit(0)
+        return 1
+    except Exception:  # a bug: keep its traceback
+        traceback.print_exc()
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
