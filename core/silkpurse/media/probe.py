@@ -197,11 +197,7 @@ def _video_stream(meta: Any, path: Path, limits: Settings | None) -> dict[str, A
     if not isinstance(fmt, dict) or not isinstance(name, str) or not name:
         raise InputError(f"{path} is not a readable video (no container format)", "give a video file")
     if not is_container(name):
-        raise InputError(
-            f"{path} is a {name} file, which silkpurse does not read (it is a playlist, list or "
-            "format that can name other files)",
-            "give a video file (MP4, MKV, MOV, WebM, AVI, TS, ...)",
-        )
+        raise _not_a_container(path, name)
     video = _first_video_stream(meta, path)
     if limits is not None:
         _check_size(path, limits, int(video["width"]), int(video["height"]))
@@ -265,6 +261,22 @@ def count_frames(path: Path) -> int:
         return 0
 
 
+# Demuxers that read other files or URLs named inside the input (refused by name in messages).
+_LISTS = {"hls", "applehttp", "concat", "dash", "webm_dash_manifest", "image2", "tee", "sdp", "rtsp", "lavfi"}
+
+
+def _not_a_container(path: Path, name: str) -> InputError:
+    """The refusal of a file ffmpeg would read with the demuxer ``name`` (not on the allow-list)."""
+    if set(name.split(",")) & _LISTS:
+        what = f"{path} is a {name} file, which silkpurse does not read (it can make ffmpeg read other files)"
+    elif name.endswith("_pipe"):
+        what = f"{path} is an image ({name.removesuffix('_pipe')}), not a video"
+        return InputError(what, "give a video file, or use `silkpurse upscale IMAGE` for images")
+    else:
+        what = f"{path} is a {name} file, which is not a video container silkpurse reads"
+    return InputError(what, "give a video file (MP4, MKV, MOV, WebM, AVI, TS, ...); see docs/reliability.md")
+
+
 def _check_readable(path: Path) -> None:
     try:
         if not path.exists():
@@ -292,12 +304,7 @@ def _ffprobe(path: Path, **args: Any) -> dict[str, Any]:
             _check_size(path, get_settings(), width, height)  # raises: over the limit
         playlist = _NOT_WHITELISTED.search(stderr)
         if playlist:
-            name = playlist.group(1)
-            raise InputError(
-                f"{path} is a {name} file, which silkpurse does not read (it is a playlist, list or "
-                "format that can name other files)",
-                "give a video file (MP4, MKV, MOV, WebM, AVI, TS, ...)",
-            ) from None
+            raise _not_a_container(path, playlist.group(1)) from None
         detail = stderr.strip().splitlines()
         reason = detail[-1] if detail else "ffprobe failed"
         raise InputError(

@@ -39,6 +39,10 @@ CONTAINER_DEMUXERS: tuple[str, ...] = (
     "nut",
     "dv",
     "gif",
+    # Audio-only containers: accepted so that the message is "has no video stream".
+    "wav",
+    "mp3",
+    "flac",
 )
 
 
