@@ -562,10 +562,12 @@ def main(argv: list[str] | None = None) -> None:
         previous = None
     try:
         code = _run(argv)
+        _exit(code)
+    except KeyboardInterrupt:  # a signal while waiting for the threads to stop
+        _interrupted()
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    _exit(code)
 
 
 def _run(argv: list[str] | None) -> int:

@@ -50,8 +50,10 @@ def decode_graph(info: VideoInfo, raw: RawFormat, first: int = 0) -> object:
     seek = {}
     if first > 0 and not info.vfr:
         seek["ss"] = f"{info.start_time + (first - 0.5) / float(info.rate):.6f}"
-    # Only the probed file, read by the probed demuxer; frames over the size limit are refused.
-    source = input_options(info.demuxer, max_pixels=max(get_settings().max_pixels, info.width * info.height))
+    # Only the probed file, read by the probed demuxer. The probe checked the declared frame size;
+    # the decoder refuses frames far over it too (a stream whose size changes mid-way).
+    limit = 2 * max(get_settings().max_pixels, info.coded_width * info.coded_height)
+    source = input_options(info.demuxer, max_pixels=limit)
     video = ffmpeg.input(file_url(info.path), **source, **seek)["v:0"]
     if info.vfr:
         video = video.filter("fps", fps=f"{info.rate.numerator}/{info.rate.denominator}", round="near")
