@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import struct
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -17,17 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from silkpurse.batch import _PREFIX, MAGIC, VERSION, FrameBatch
+from silkpurse.batch import FrameBatch
 from silkpurse.errors import InputError, StoreError
 from silkpurse.media.probe import parse_probe
 from silkpurse.settings import Settings
 
-#: Found by these tests, in ``silkpurse/batch.py``, which the runner rewrite owns (not edited here):
-#: from_bytes lets KeyError (header without ``crc32`` or ``first_index``), ZeroDivisionError (rate
-#: ``1/0``) and ValueError (shape not 4-D, ``first_index`` < 0, from ``__post_init__``) escape.
-#: The fix: read every header field inside its ``try`` and turn those into StoreError, then
-#: remove this marker (strict: the tests fail once the bug is fixed, as a reminder).
-BATCH_PY_BUG = pytest.mark.xfail(strict=True, reason="batch.py: from_bytes lets errors other than StoreError out")
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 json_values = st.recursive(
@@ -38,24 +33,34 @@ json_values = st.recursive(
 
 
 # -- the batch decoder -------------------------------------------------------------------------------
+KEY = "job/upscale-0123/000001.safetensors"
+
+
 def valid_batch() -> bytes:
     frames = np.arange(2 * 3 * 4 * 3, dtype=np.uint8).reshape(2, 3, 4, 3)
-    return FrameBatch(frames, first_index=8, rate=Fraction(30000, 1001), meta={"stage": "upscale"}).to_bytes()
+    batch = FrameBatch(frames, first_index=8, rate=Fraction(30000, 1001), meta={"stage": "upscale"})
+    return batch.to_bytes(KEY)
 
 
 def decode_or_store_error(data: bytes) -> None:
     with contextlib.suppress(StoreError):
         FrameBatch.from_bytes(data, what="fuzzed batch")
+    with contextlib.suppress(StoreError):
+        FrameBatch.from_bytes(data, what="fuzzed batch", key=KEY)
+
+
+def test_the_unfuzzed_batch_decodes() -> None:
+    batch = FrameBatch.from_bytes(valid_batch(), key=KEY)
+    assert (batch.first_index, len(batch), batch.rate) == (8, 2, Fraction(30000, 1001))
 
 
 @FUZZ
 @given(st.binary(max_size=600))
 def test_arbitrary_bytes_decode_or_raise_store_error(data: bytes) -> None:
     decode_or_store_error(data)
-    decode_or_store_error(_PREFIX.pack(MAGIC, VERSION, len(data)) + data)
+    decode_or_store_error(struct.pack("<Q", len(data)) + data)
 
 
-@BATCH_PY_BUG
 @FUZZ
 @given(st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=6), st.integers(min_value=0))
 def test_a_valid_batch_with_bytes_changed_or_cut_decodes_or_raises_store_error(
@@ -68,25 +73,35 @@ def test_a_valid_batch_with_bytes_changed_or_cut_decodes_or_raises_store_error(
     decode_or_store_error(bytes(data[: cut % len(data)]))
 
 
-def batch_with_header(header: object, payload: bytes = b"") -> bytes:
+def split_batch(raw: bytes) -> tuple[dict[str, Any], bytes]:
+    (length,) = struct.unpack_from("<Q", raw)
+    return json.loads(raw[8 : 8 + length]), raw[8 + length :]
+
+
+def join_batch(header: object, payload: bytes) -> bytes:
     body = json.dumps(header).encode()
-    return _PREFIX.pack(MAGIC, VERSION, len(body)) + body + payload
+    return struct.pack("<Q", len(body)) + body + payload
 
 
-@BATCH_PY_BUG
+# Found by this test in silkpurse/batch.py, which the runner work owns (not edited here): a header
+# without "meta" raises KeyError, since from_bytes' last ``try`` catches ValueError, TypeError and
+# ZeroDivisionError only. Strict: once it is fixed this fails, to remove the marker.
+@pytest.mark.xfail(strict=True, raises=KeyError, reason="batch.py: a header without 'meta' raises KeyError")
 @FUZZ
 @given(st.data())
 def test_a_valid_batch_with_header_fields_changed_decodes_or_raises_store_error(data: st.DataObject) -> None:
-    raw = valid_batch()
-    _, _, length = _PREFIX.unpack_from(raw)
-    header = json.loads(raw[_PREFIX.size : _PREFIX.size + length])
-    payload = raw[_PREFIX.size + length :]
-    key = data.draw(st.sampled_from(sorted(header)))
-    if data.draw(st.booleans()):
-        del header[key]
-    else:
-        header[key] = data.draw(json_values | st.sampled_from(["1/0", "0/1", [2, 3, 4, 3], [72], -1]))
-    decode_or_store_error(batch_with_header(header, payload))
+    header, payload = split_batch(valid_batch())
+    ours = json.loads(header["__metadata__"]["silkpurse"])
+    odd = json_values | st.sampled_from(["1/0", "0/1", "-1/2", [2, 3, 4, 3], [72], [], -1, 10**30, "U32", "F32"])
+    places = [("ours", k) for k in ours] + [("tensor", k) for k in header["frames"]] + [("meta", "crc32")]
+    for where, key in data.draw(st.lists(st.sampled_from(places), min_size=1, max_size=3)):
+        target = {"ours": ours, "tensor": header["frames"], "meta": header["__metadata__"]}[where]
+        if data.draw(st.booleans()):
+            target.pop(key, None)
+        else:
+            target[key] = data.draw(odd)
+    header["__metadata__"]["silkpurse"] = json.dumps(ours)
+    decode_or_store_error(join_batch(header, payload))
 
 
 # -- probe parsing ------------------------------------------------------------------------------------
