@@ -28,7 +28,7 @@ def test_sigterm_removes_the_partial_output_and_the_run_resumes(medium_clip: Pat
     args += ["--scale", "2", "--interpolate", "1", "--batch-size", "1", "--device", "cpu"]
     run = start_cli(*args, "-q")
     deadline = time.monotonic() + 120
-    while len(list(work.rglob("*.spfb"))) < 3 and run.poll() is None and time.monotonic() < deadline:
+    while len(list(work.rglob("*.safetensors"))) < 3 and run.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     assert run.poll() is None, "the run ended before it could be terminated"
     run.send_signal(signal.SIGTERM)
@@ -38,7 +38,7 @@ def test_sigterm_removes_the_partial_output_and_the_run_resumes(medium_clip: Pat
     assert "Traceback" not in stderr and "terminated; run the same command again to resume" in stderr
     assert not output.exists()
     assert hidden_leftovers(tmp_path, "out") == []  # no partial file, no lock
-    stored = len(list(work.rglob("*.spfb")))
+    stored = len(list(work.rglob("*.safetensors")))
     assert stored >= 3
 
     again = run_cli(*args, "--json")

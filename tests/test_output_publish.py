@@ -153,13 +153,17 @@ def test_a_full_disk_is_reported_as_such_and_leaves_no_corrupt_output(
 def test_an_error_while_the_model_computes_exits_with_its_code_not_sigabrt(
     busy_clip: Path, small_disk: Path, tmp_path: Path
 ) -> None:
-    fill_leaving(small_disk, 4096)  # the lock fits; the encoder fails within a few frames
-    output = small_disk / "out.mp4"
+    # The encoder writes each chunk's segment in its scratch folder (under SILKPURSE_WORK_DIR)
+    # while the model thread upscales the next batches (kept under --work-dir): with the scratch
+    # disk full, the encoder fails in the main thread mid-computation.
+    fill_leaving(small_disk, 4096)
+    output = tmp_path / "out.mp4"
     args = ["--scale", "2", "--interpolate", "1", "--batch-size", "1", "--crf", "0", "-q"]
-    result = run_cli("enhance", str(busy_clip), "-o", str(output), "--work-dir", str(tmp_path / "work"), *args)
+    args += ["--work-dir", str(tmp_path / "work")]
+    result = run_cli("enhance", str(busy_clip), "-o", str(output), *args, env={"SILKPURSE_WORK_DIR": str(small_disk)})
     assert "terminate called" not in result.stderr
-    assert_one_line_error(result, 4, "is full")
-    assert not output.exists() and hidden_leftovers(small_disk, "out") == []
+    assert_one_line_error(result, 7, "No space left on device")
+    assert not output.exists() and hidden_leftovers(tmp_path, "out") == []
 
 
 @pytest.mark.parametrize("name", ["12:30.mp4", "pipe:1.mp4", "file:out.mp4", "-x.mp4", "-report.mp4"])
