@@ -151,7 +151,7 @@ def test_a_full_disk_is_reported_as_such_and_leaves_no_corrupt_output(
 # -- 4. an error while a model thread computes ------------------------------------------------------
 @pytest.mark.slow
 def test_an_error_while_the_model_computes_exits_with_its_code_not_sigabrt(
-    busy_clip: Path, small_disk: Path, tmp_path: Path
+    medium_clip: Path, small_disk: Path, tmp_path: Path
 ) -> None:
     # The encoder writes each chunk's segment in its scratch folder (under SILKPURSE_WORK_DIR)
     # while the model thread upscales the next batches (kept under --work-dir): with the scratch
@@ -160,7 +160,7 @@ def test_an_error_while_the_model_computes_exits_with_its_code_not_sigabrt(
     output = tmp_path / "out.mp4"
     args = ["--scale", "2", "--interpolate", "1", "--batch-size", "1", "--crf", "0", "-q"]
     args += ["--work-dir", str(tmp_path / "work")]
-    result = run_cli("enhance", str(busy_clip), "-o", str(output), *args, env={"SILKPURSE_WORK_DIR": str(small_disk)})
+    result = run_cli("enhance", str(medium_clip), "-o", str(output), *args, env={"SILKPURSE_WORK_DIR": str(small_disk)})
     assert "terminate called" not in result.stderr
     assert_one_line_error(result, 7, "No space left on device")
     assert not output.exists() and hidden_leftovers(tmp_path, "out") == []

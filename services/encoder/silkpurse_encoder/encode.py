@@ -94,6 +94,8 @@ class SegmentWriter:
     def write(self, batch: FrameBatch) -> None:
         if batch.frames.shape[1:] != self._expected_shape:
             raise ValueError(f"batch frames are {batch.frames.shape[1:]}, encoder expects {self._expected_shape}")
+        if self._process.errors:
+            self._fail()  # ffmpeg 5.1 keeps reading after a failed write (a full disk): stop now
         stdin = self._process.proc.stdin
         assert stdin is not None
         try:
