@@ -12,6 +12,7 @@ from pathlib import Path
 from silkpurse.batch import FrameBatch
 from silkpurse.errors import MediaError
 from silkpurse.media.probe import count_frames
+from silkpurse.output import OutputClaim
 from silkpurse.settings import get_settings
 from silkpurse.store import BatchStore, LocalStore
 from silkpurse.tasks import EncodeTask, JoinResult, JoinTask, SegmentResult, SpeechResult, SpeechTask
@@ -66,9 +67,13 @@ def clean_speech(task: SpeechTask, store: BatchStore) -> SpeechResult:
     return SpeechResult(task.step, task.output, False, report.method, report.real_time_factor)
 
 
-def join_segments(task: JoinTask, store: BatchStore, output: Path) -> JoinResult:
+def join_segments(task: JoinTask, store: BatchStore, output: Path, claim: OutputClaim | None = None) -> JoinResult:
     """Join the task's segments into ``output`` with the source's other streams (the cleaned
-    speech in place of the first audio track, when the task has one), and check it."""
+    speech in place of the first audio track, when the task has one), and check it.
+
+    ``claim``: the runner's :func:`~silkpurse.output.claim_output` of ``output`` when this runs in
+    another thread than the one that claimed it; otherwise the join claims (or joins the same
+    thread's claim) itself."""
     with _scratch() as scratch, ExitStack() as files:
         segments = [files.enter_context(_local_file(store, key, scratch)) for key in task.segments]
         speech = None
@@ -85,6 +90,7 @@ def join_segments(task: JoinTask, store: BatchStore, output: Path) -> JoinResult
             scratch=scratch,
             frames=task.frames,
             speech=speech,
+            claim=claim,
         )
 
 
