@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Literal
 
 from silkpurse import tasks
-from silkpurse.errors import OptionsError
-from silkpurse.files import sha256_of, write_atomically
-from silkpurse.media.probe import VideoInfo, probe
+from silkpurse.errors import MediaError, OptionsError
+from silkpurse.files import sha256_of
+from silkpurse.media.probe import VideoInfo, count_frames, probe
 from silkpurse.models import ModelKind, looks_like_path
+from silkpurse.output import claim_output
 from silkpurse.plan import JobOptions, JobPlan, build_plan, stages_needed
 from silkpurse.progress import Reporter, SilentReporter
 from silkpurse.service.client import (
@@ -92,7 +93,11 @@ class RemoteStages:
 
     def join(self, task: tasks.JoinTask, output: Path) -> tasks.JoinResult:
         result = self.services.encoder.join(self.job, task, self.input_key, self.output_key)
-        write_atomically(output, lambda tmp: self.store.download(self.output_key, tmp))
+        # Published like every output (locked, unique temporary name, checked, renamed): inside the
+        # CLI's claim of ``output`` this joins it.
+        with claim_output(output) as claim:
+            self.store.download(self.output_key, claim.temp)
+            claim.publish(verify=lambda tmp: _check_frames(tmp, output, result.frames))
         return tasks.JoinResult(
             str(output), result.frames, result.copied_streams, result.reencoded_streams, result.dropped_streams
         )
@@ -175,4 +180,13 @@ def _check_replica(
         raise OptionsError(
             f"the {stage} service runs {running}, but this job asks for {given}",
             f"run the job with the {stage}'s options, or start {stage} replicas with these",
+        )
+
+
+def _check_frames(path: Path, output: Path, frames: int) -> None:
+    """The downloaded output holds the frames the encoder service reported."""
+    found = count_frames(path)
+    if found != frames:
+        raise MediaError(
+            f"the downloaded {output.name} holds {found} frames, the encoder wrote {frames}", "run the job again"
         )
