@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -83,10 +82,7 @@ def join_batch(header: object, payload: bytes) -> bytes:
     return struct.pack("<Q", len(body)) + body + payload
 
 
-# Found by this test in silkpurse/batch.py, which the runner work owns (not edited here): a header
-# without "meta" raises KeyError, since from_bytes' last ``try`` catches ValueError, TypeError and
-# ZeroDivisionError only. Strict: once it is fixed this fails, to remove the marker.
-@pytest.mark.xfail(strict=True, raises=KeyError, reason="batch.py: a header without 'meta' raises KeyError")
+# This test found that a header without "meta" raised KeyError (fixed in silkpurse/batch.py).
 @FUZZ
 @given(st.data())
 def test_a_valid_batch_with_header_fields_changed_decodes_or_raises_store_error(data: st.DataObject) -> None:

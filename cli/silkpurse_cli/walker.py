@@ -138,7 +138,7 @@ class PlanWalker:
             size_in=plan.size_in,
             size_out=plan.size_out,
             duration_in=round(info.duration, 6),
-            duration_out=round(probe(output).duration, 6),
+            duration_out=round(probe(output, limits=False).duration, 6),  # our own output, already checked
             seconds=round(time.perf_counter() - started, 3),
             chunks=len(plan.chunks),
             **asdict(self.counts),

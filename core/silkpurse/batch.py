@@ -119,8 +119,8 @@ class FrameBatch:
         try:
             frames = np.frombuffer(frame_bytes, dtype=dtype).reshape(shape)
             return cls(frames=frames, first_index=first_index, rate=Fraction(num, den), meta=dict(info["meta"]))
-        except (ValueError, TypeError, ZeroDivisionError) as err:
-            raise StoreError(f"{what} has a corrupt header ({err})", "delete it so it is recomputed") from None
+        except (ValueError, TypeError, KeyError, ZeroDivisionError) as err:
+            raise StoreError(f"{what} has a corrupt header ({err!r})", "delete it so it is recomputed") from None
 
 
 def _split(view: memoryview, what: str) -> tuple[dict[str, Any], memoryview]:

@@ -68,3 +68,11 @@ def input_options(demuxer: str | None = None, *, max_pixels: int | None = None) 
     if max_pixels:
         options["max_pixels"] = str(max_pixels)
     return options
+
+
+def input_args(path: Path | str) -> list[str]:
+    """The same, as raw command-line arguments ending in ``-i file:<path>``."""
+    args: list[str] = []
+    for name, value in input_options().items():
+        args += [f"-{name}", value]
+    return [*args, "-i", file_url(path)]

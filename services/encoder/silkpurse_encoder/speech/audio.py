@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from silkpurse.errors import InputError, MediaError
 from silkpurse.media.ffmpeg_process import FfmpegProcess
+from silkpurse.media.sources import file_url, input_options
 from silkpurse.settings import get_settings
 
 CHUNK_SECONDS = 10
@@ -59,7 +60,7 @@ def probe_streams(path: Path) -> MediaStreams:
             f"input {path} is {'a directory' if path.is_dir() else 'empty'}", "give an audio or video file"
         )
     try:
-        meta: dict[str, Any] = ffmpeg.probe(str(path), cmd=get_settings().ffprobe)
+        meta: dict[str, Any] = ffmpeg.probe(file_url(path), cmd=get_settings().ffprobe, **input_options())
     except ffmpeg.Error as err:
         lines = (err.stderr or b"").decode(errors="replace").strip().splitlines()
         raise InputError(
@@ -117,7 +118,7 @@ def decode_mono(
     track: AudioTrack, rate: int, chunk_seconds: float = CHUNK_SECONDS
 ) -> Iterator[npt.NDArray[np.float32]]:
     """The track downmixed to mono at ``rate``, as float32 chunks of ``chunk_seconds``."""
-    graph = ffmpeg.input(str(track.path)).output(
+    graph = ffmpeg.input(file_url(track.path), **input_options()).output(
         "pipe:", map=f"0:{track.index}", af=mono_at(rate), ac=1, ar=rate, format="f32le", acodec="pcm_f32le"
     )
     process = FfmpegProcess(graph, pipe_stdout=True)
@@ -143,7 +144,7 @@ class MonoWriter:
 
     def __init__(self, path: Path, rate: int) -> None:
         graph = ffmpeg.input("pipe:", format="f32le", ar=rate, ac=1).output(
-            str(path), acodec="flac", sample_fmt="s32", format="flac"
+            file_url(path), acodec="flac", sample_fmt="s32", format="flac"
         )
         self.path = path
         self.samples = 0

@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from silkpurse.errors import MediaError
 from silkpurse.media.ffmpeg_process import FfmpegProcess
+from silkpurse.media.sources import input_args
 from silkpurse.metrics import lag_seconds
 from silkpurse.settings import get_settings
 from silkpurse_encoder.speech.audio import AudioTrack, mono_at
@@ -106,7 +107,7 @@ def run_classic(
     ]
     if settings.compress_ratio > 1:
         chain.append(f"acompressor=threshold=0.05:ratio={settings.compress_ratio}:attack=15:release=250:knee=4")
-    args = ["-i", str(track.path), "-filter_complex", ",".join(chain) + "[out]", "-map", "[out]"]
+    args = [*input_args(track.path), "-filter_complex", ",".join(chain) + "[out]", "-map", "[out]"]
     args += ["-c:a", "flac", "-sample_fmt", "s32", "-f", "flac", "-y", str(target)]
     process = FfmpegProcess(CommandLine(args))
     if process.wait() != 0:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from silkpurse.errors import InputError, ModelError, OptionsError, OutputError
 from silkpurse.files import write_atomically
 from silkpurse.media.ffmpeg_process import FfmpegProcess
+from silkpurse.media.sources import file_url, input_args
 from silkpurse.models import resolve_weights
 from silkpurse_encoder.speech.audio import (
     AudioTrack,
@@ -128,7 +129,7 @@ def clean_audio_track(
     started = time.monotonic()
     settings = _check_options(level, loudness, method, output)
     track = _find_track(source, stream_index)
-    measured_in = measure_loudness(["-i", str(source), "-map", f"0:{track.index}"], "anull")
+    measured_in = measure_loudness([*input_args(source), "-map", f"0:{track.index}"], "anull")
     if measured_in.samples == 0:
         raise InputError(f"audio stream #{track.index} of {source} holds no samples", "give a file with sound in it")
     channels = 1 if track.channels == 1 else 2
@@ -144,7 +145,7 @@ def clean_audio_track(
             run_classic(track, RATE, window, settings.classic, cleaned)
         layout = ",pan=stereo|c0=c0|c1=c0" if channels == 2 else ""
         back = f"{resample(track.sample_rate)}{layout}"
-        measured = measure_loudness(["-i", str(cleaned)], back)
+        measured = measure_loudness(["-i", file_url(cleaned)], back)
         fmt, codec = _OUTPUT_FORMATS[output.suffix.lower()]
         result = Loudness(integrated=loudness, true_peak=TRUE_PEAK, lra=0.0, threshold=0.0)
 
@@ -156,11 +157,11 @@ def clean_audio_track(
                     f"{back},{measured.loudnorm(aim, TRUE_PEAK)},{resample(track.sample_rate)},"
                     f"apad=whole_len={measured_in.samples},atrim=end_sample={measured_in.samples}"
                 )
-                args = ["-i", str(cleaned), "-af", final, "-ar", str(track.sample_rate), *codec]
-                process = FfmpegProcess(CommandLine([*args, "-f", fmt, "-y", str(tmp)]))
+                args = ["-i", file_url(cleaned), "-af", final, "-ar", str(track.sample_rate), *codec]
+                process = FfmpegProcess(CommandLine([*args, "-f", fmt, "-y", file_url(tmp)]))
                 if process.wait() != 0:
                     raise OutputError(f"could not write {output} ({process.last_error()})", "check the output path")
-                result = measure_loudness(["-f", fmt, "-i", str(tmp)], "anull")
+                result = measure_loudness(["-f", fmt, "-i", file_url(tmp)], "anull")
                 # Where the true-peak ceiling forces loudnorm's dynamic mode it lands up to about 1 LU
                 # short; one more pass aimed by the shortfall brings it within a few tenths.
                 if abs(result.integrated - loudness) <= 0.3:

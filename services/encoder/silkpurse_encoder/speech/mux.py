@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from silkpurse.errors import InputError, OutputError
-from silkpurse.files import write_atomically
 from silkpurse.media.ffmpeg_process import FfmpegProcess
+from silkpurse.media.sources import file_url, input_args
+from silkpurse.output import claim_output
 from silkpurse_encoder.speech.audio import probe_streams
 from silkpurse_encoder.speech.classic import CommandLine
 from silkpurse_encoder.speech.clean import SpeechReport, clean_audio_track
@@ -74,7 +75,7 @@ def clean_file(
     with tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent) as scratch:
         cleaned = Path(scratch) / "speech.flac"
         report = clean_audio_track(source, track.index, cleaned, level=level, loudness=loudness, method=method)
-        args = ["-i", str(source), "-itsoffset", f"{track.start_time:.6f}", "-i", str(cleaned)]
+        args = [*input_args(source), "-itsoffset", f"{track.start_time:.6f}", "-i", file_url(cleaned)]
         args += ["-map", "0:v?", "-map", "1:a:0", "-map", "0:a", "-map", f"-0:{track.index}"]
         if keep_original:
             args += ["-map", f"0:{track.index}"]
@@ -87,10 +88,9 @@ def clean_file(
         if fmt in ("mp4", "mov"):
             args += ["-c:s", "mov_text", "-movflags", "+faststart"]
 
-        def write(tmp: Path) -> None:
-            process = FfmpegProcess(CommandLine([*args, "-f", fmt, "-y", str(tmp)]))
-            if process.wait() != 0:
+        with claim_output(output, inputs=[source]) as claim:
+            process = FfmpegProcess(CommandLine([*args, "-f", fmt, "-y", file_url(claim.temp)]))
+            if process.wait() != 0 or process.errors:
                 raise OutputError(f"could not write {output} ({process.last_error()})", "try an .mkv output")
-
-        write_atomically(output, write)
+            claim.publish()
     return CleanFileReport(output=str(output), track=report, kept_original=keep_original)
