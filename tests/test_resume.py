@@ -159,3 +159,22 @@ def test_a_killed_run_resumes_without_recomputing(clip_with_audio: Path, tmp_pat
     assert summary["batches_resumed"] == batches
     assert summary["frames_out"] == 60
     assert not [p for p in work.rglob("*") if p.is_file()]  # no batch, segment, scratch or lock file left
+
+
+def test_a_corrupt_stored_batch_is_recomputed_with_a_warning(
+    clip_with_audio: Path, tmp_path: Path, run: RunOptions, caplog: pytest.LogCaptureFixture
+) -> None:
+    keep = replace(run, keep_work=True)
+    first = Pipeline(clip_with_audio, tmp_path / "a.mp4", JOB, keep)
+    first.run()
+    work = tmp_path / "work" / first.plan.job
+    shutil.rmtree(work / "segments")  # make the next run go down to the batches
+    victim = sorted(work.glob("c00001/upscale-*/*.safetensors"))[0]
+    data = bytearray(victim.read_bytes())
+    data[-100] ^= 0xFF
+    victim.write_bytes(bytes(data))
+
+    again = Pipeline(clip_with_audio, tmp_path / "b.mp4", JOB, keep).run()
+    assert again.batches_computed == 1  # only the corrupt batch; everything built on it was intact
+    assert any("recomputing" in r.message and victim.name in r.message for r in caplog.records)
+    assert np.array_equal(decode_rgb(tmp_path / "a.mp4"), decode_rgb(tmp_path / "b.mp4"))
