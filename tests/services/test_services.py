@@ -125,6 +125,7 @@ def test_enhance_remote_is_byte_identical_to_the_embedded_run(
 def test_enhance_remote_over_two_replicas_of_each_model_stage(
     services: Services, clip_with_audio: Path, tmp_path: Path
 ) -> None:
+    from silkpurse_cli.embedded import Pipeline, RunOptions
     from silkpurse_cli.remote import RemotePipeline
 
     env = {**services.env, "SILKPURSE_WORK_DIR": str(tmp_path / "second")}
@@ -136,6 +137,9 @@ def test_enhance_remote_over_two_replicas_of_each_model_stage(
         settings = remote_settings(services, **addresses)
         result = RemotePipeline(clip_with_audio, tmp_path / "out.mp4", options, settings=settings).run()
         assert result.frames_out == 60
+        embedded = tmp_path / "embedded.mp4"
+        Pipeline(clip_with_audio, embedded, options, RunOptions(device="cpu", work_dir=tmp_path / "e")).run()
+        assert (tmp_path / "out.mp4").read_bytes() == embedded.read_bytes()
         for stage, server in extra.items():  # both replicas of each stage did part of the work
             assert server.metric("silkpurse_calls_total", method=METHOD[stage], code="OK") > 0, stage
             assert services[stage].metric("silkpurse_calls_total", method=METHOD[stage], code="OK") > 0, stage
