@@ -29,7 +29,7 @@ import hashlib
 import io
 import ipaddress
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -50,7 +50,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
-from silkpurse.errors import StoreError, StoreUnavailableError
+from silkpurse.errors import InputError, StoreError, StoreUnavailableError
 from silkpurse.files import sha256_of, write_atomically
 from silkpurse.settings import Settings
 from silkpurse.store import BatchStore, validate_key
@@ -259,6 +259,61 @@ class S3Store(BatchStore):
         except OSError as err:
             raise StoreError(
                 f"cannot write {path} ({err.strerror})", "free disk space or choose another path"
+            ) from None
+
+    # -- inputs (s3:// URIs given by a user; see silkpurse.fetch) ---------------------------------
+
+    def stat_input(self, bucket: str, key: str) -> tuple[int, str]:
+        """Size and ETag of an input object in ``bucket`` (a user's object: any key, any writer).
+        A missing bucket or object is an :class:`~silkpurse.errors.InputError`."""
+        with self._requests(key), self._bad_bucket_name():
+            try:
+                stat = self._client.stat_object(bucket, key)
+            except S3Error as err:
+                if err.code in ("NoSuchKey", "NoSuchBucket", "NotFound"):
+                    raise InputError(
+                        f"s3://{bucket}/{key} does not exist at {self.endpoint}", "check the bucket and key"
+                    ) from None
+                raise
+        return stat.size or 0, (stat.etag or "").strip('"')
+
+    def download_input(
+        self, bucket: str, key: str, path: Path, *, max_bytes: int, progress: Callable[[int], None] | None = None
+    ) -> None:
+        """Write the input object ``bucket/key`` to ``path`` atomically, reading at most
+        ``max_bytes`` (more is an :class:`~silkpurse.errors.InputError`). Unlike :meth:`download`,
+        the object need not carry silkpurse's checksum; when it does, it is verified."""
+
+        def write(tmp: Path) -> None:
+            done = 0
+            with self._requests(key):
+                response = self._client.get_object(bucket, key)
+                try:
+                    expected = response.headers.get(_CHECKSUM_HEADER)
+                    digest = hashlib.sha256()
+                    with tmp.open("wb") as f:
+                        for chunk in response.stream(_MIB):
+                            done += len(chunk)
+                            if done > max_bytes:
+                                raise InputError(
+                                    f"s3://{bucket}/{key} is larger than the limit of {max_bytes / 1e9:.3g} GB",
+                                    "raise --max-download-size or SILKPURSE_MAX_DOWNLOAD_BYTES",
+                                )
+                            digest.update(chunk)
+                            f.write(chunk)
+                            if progress is not None:
+                                progress(done)
+                finally:
+                    response.close()
+                    response.release_conn()
+            if expected is not None:
+                self._verify(key, expected, digest.hexdigest())
+
+        try:
+            write_atomically(path, write)
+        except OSError as err:
+            raise InputError(
+                f"cannot write {path} ({err.strerror})", "free disk space or choose another --work-dir"
             ) from None
 
     # -- helpers -------------------------------------------------------------------------------
