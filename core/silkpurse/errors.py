@@ -40,6 +40,13 @@ class InputError(SilkpurseError):
     exit_code = 3
 
 
+class DownloadError(InputError):
+    """An input URL could not be downloaded (no answer, refused, timed out, dropped, HTTP 5xx):
+    worth retrying; a partial download is kept and resumed by the next try."""
+
+    retryable = True
+
+
 class OutputError(SilkpurseError):
     """The output cannot be written where asked."""
 

@@ -28,7 +28,21 @@ class Settings(BaseSettings):
     )
     device: DeviceName = "auto"
     batch_size: int = Field(default=8, ge=1, le=1024)
-    download_timeout_s: float = Field(default=60.0, gt=0)
+    download_timeout_s: float = Field(
+        default=60.0, gt=0, description="Longest wait for a connection or for the next bytes of a download."
+    )
+    # Inputs from the network (silkpurse.fetch; docs: README, "Inputs from the network").
+    max_download_bytes: int = Field(
+        default=20 * 10**9, ge=1, description="Largest input downloaded from a URL or s3:// URI (20 GB)."
+    )
+    download_retries: int = Field(
+        default=3, ge=0, le=10, description="Retries of a dropped or timed-out download, each resuming it."
+    )
+    max_redirects: int = Field(default=5, ge=0, le=20, description="Most HTTP redirects an input URL may follow.")
+    s3_input_buckets: str = Field(
+        default="",
+        description="Comma list of buckets besides s3_bucket that s3:// inputs may be read from.",
+    )
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
 
