@@ -36,6 +36,7 @@ import json
 import mimetypes
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from email.message import Message
@@ -120,6 +121,9 @@ class _HttpDownload:
         self.state: dict[str, Any] = _read_state(folder)
 
     def run(self) -> Path:
+        page = self.folder / str(self.state.get("complete"))
+        if self.state.get("page") and page.is_file():
+            return page  # a page's video, downloaded before: reused as is (remove the folder to refresh)
         timeout = httpx.Timeout(self.settings.download_timeout_s, connect=min(10.0, self.settings.download_timeout_s))
         headers = {"User-Agent": f"silkpurse/{__version__}", "Accept-Encoding": "identity"}
         with httpx.Client(
@@ -150,6 +154,11 @@ class _HttpDownload:
                 "check the address and the network; run again to resume"
                 if self.partial.exists()
                 else "check the address and the network",
+            ) from None
+        except OSError as err:
+            raise InputError(
+                f"cannot write the download of {_shown(self.url)} to {self.folder} ({err.strerror})",
+                "free disk space or set --work-dir (SILKPURSE_WORK_DIR) to a larger disk",
             ) from None
 
     def _conditions(self) -> dict[str, str]:
@@ -369,8 +378,7 @@ def _fetch_page(url: str, folder: Path, settings: Settings, progress: Progress |
         )
     made[0].replace(final)
     _write_state(folder, {"url": url, "page": True, "complete": final.name})
-    for leftover in scratch.iterdir():
-        leftover.unlink(missing_ok=True)
+    shutil.rmtree(scratch, ignore_errors=True)
     return final
 
 
