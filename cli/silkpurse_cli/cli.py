@@ -21,12 +21,14 @@ import click
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 from rich.text import Text
 
@@ -115,6 +117,61 @@ def _image_done(output: Path, facts: dict[str, Any], options: dict[str, Any]) ->
         _stderr.print(f"[green]done:[/] {output} ({width}x{height})", soft_wrap=True)
 
 
+def _parse_size(_ctx: Any, _param: Any, value: str | None) -> int | None:
+    """``20G``, ``500M``, ``1.5GB`` or a number of bytes (decimal units, as disks are sold)."""
+    if value is None:
+        return None
+    units = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+    text = value.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "")
+    try:
+        size = int(float(number) * units[unit])
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a size (e.g. 20G, 500M or 1000000)") from None
+    if size < 1:
+        raise click.BadParameter(f"{value!r} is not a positive size")
+    return size
+
+
+_MAX_DOWNLOAD = click.option(
+    "--max-download-size",
+    callback=_parse_size,
+    help="Largest input downloaded from a URL or s3:// URI, e.g. 500M [default: 20G, SILKPURSE_MAX_DOWNLOAD_BYTES].",
+)
+
+
+def _local_input(name: str, *, quiet: bool, max_download_size: int | None = None, work_dir: Path | None = None) -> Path:
+    """INPUT as a local file: a URL or s3:// URI is downloaded first (silkpurse.fetch), with a
+    progress bar on stderr unless quiet."""
+    from silkpurse.fetch import fetch_input, is_url
+    from silkpurse.settings import get_settings
+
+    if not is_url(name):
+        return Path(name)
+    settings = get_settings()
+    overrides: dict[str, Any] = {"max_download_bytes": max_download_size, "work_dir": work_dir}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    with Progress(
+        TextColumn("{task.description:>11}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=_stderr,
+        disable=quiet,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("download", total=None)
+
+        def advance(done: int, total: int | None) -> None:
+            progress.update(task, completed=done, total=total)
+
+        path = fetch_input(name, settings, progress=advance)
+    if not quiet:
+        _stderr.print(f"[green]downloaded:[/] {path}", soft_wrap=True, highlight=False)
+    return path
+
+
 # Options shared by the video commands (and, but for the output, by `plan`).
 _JOB_OPTIONS = [
     click.option("--codec", default="h264", show_default=True, help="h264, h265 or av1."),
@@ -174,9 +231,21 @@ def _split_options(options: dict[str, Any]) -> tuple[Any, Any]:
 
 
 def _run_enhance(
-    source: Path, output: Path, quiet: bool, as_json: bool, *, remote: bool = False, **options: Any
+    source: str | Path,
+    output: Path,
+    quiet: bool,
+    as_json: bool,
+    *,
+    remote: bool = False,
+    max_download_size: int | None = None,
+    **options: Any,
 ) -> None:
     job, run = _split_options(options)
+    # A URL is downloaded first; the local copy is the input from here on (probing, the
+    # "output is the input" checks, and the resume keys, which hash its content).
+    source = _local_input(
+        str(source), quiet=quiet or as_json, max_download_size=max_download_size, work_dir=run.work_dir
+    )
     # The output is locked for the whole job, before any work: a second run fails at once.
     with claim_output(output, inputs=[source]), _progress(quiet or as_json and not sys.stderr.isatty()) as progress:
         reporter = RichReporter(progress)
@@ -198,7 +267,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("input", type=click.Path(path_type=Path))
+@click.argument("input")
 @click.option("--scale", type=int, default=2, show_default=True, help="Upscale factor: 1 (off), 2, 3 or 4.")
 @click.option("--upscale-model", default=None, help="Upscaler name or weights path [default: realesr-animevideov3].")
 @click.option("--interpolate", type=int, default=None, help="Frame-rate multiplier (1 = off) [default: 2].")
@@ -219,11 +288,15 @@ def cli() -> None:
     is_flag=True,
     help="Run the job through the gRPC services (SILKPURSE_*_ADDR) and the shared store (SILKPURSE_S3_*).",
 )
+@_MAX_DOWNLOAD
 @_upscale_options
 @_interp_options
 @_common
-def enhance(input: Path, interpolate: int | None, fps: Fraction | None, **kwargs: Any) -> None:
-    """Upscale and interpolate INPUT into OUTPUT (both on: --scale 2 --interpolate 2)."""
+def enhance(input: str, interpolate: int | None, fps: Fraction | None, **kwargs: Any) -> None:
+    """Upscale and interpolate INPUT into OUTPUT (both on: --scale 2 --interpolate 2).
+
+    INPUT is a file, an http(s):// URL (a media file, or a page with yt-dlp installed) or an
+    s3://bucket/key URI; a URL is downloaded into the work directory first."""
     if interpolate is None:
         interpolate = 1 if fps is not None else 2
     _run_enhance(
@@ -238,34 +311,39 @@ def enhance(input: Path, interpolate: int | None, fps: Fraction | None, **kwargs
 
 
 @cli.command()
-@click.argument("input", type=click.Path(path_type=Path))
-def probe(input: Path) -> None:
-    """Print the facts of INPUT's video as JSON."""
+@click.argument("input")
+@_MAX_DOWNLOAD
+@click.option("--quiet", "-q", is_flag=True, help="No download progress.")
+def probe(input: str, max_download_size: int | None, quiet: bool) -> None:
+    """Print the facts of INPUT's video as JSON (INPUT: a file, an http(s):// URL or s3:// URI)."""
     from silkpurse.media.probe import probe as probe_video
 
-    click.echo(json.dumps(probe_video(input).to_json(), indent=2))
+    source = _local_input(input, quiet=quiet, max_download_size=max_download_size)
+    click.echo(json.dumps(probe_video(source).to_json(), indent=2))
 
 
 @cli.command("plan")
-@click.argument("input", type=click.Path(path_type=Path))
+@click.argument("input")
 @click.option("--scale", type=int, default=2, show_default=True, help="Upscale factor: 1 (off), 2, 3 or 4.")
 @click.option("--upscale-model", default=None, help="Upscaler name or weights path [default: realesr-animevideov3].")
 @click.option("--interpolate", type=int, default=None, help="Frame-rate multiplier (1 = off) [default: 2].")
 @click.option("--fps", callback=_parse_rate, help="Target frame rate instead of a multiplier.")
 @click.option("--interp-model", default=None, help="Interpolation model name or path [default: rife-hdv3].")
+@_MAX_DOWNLOAD
 @_upscale_options
 @_interp_options
 @_job_options
-def plan_command(input: Path, interpolate: int | None, fps: Fraction | None, **kwargs: Any) -> None:
+def plan_command(input: str, interpolate: int | None, fps: Fraction | None, **kwargs: Any) -> None:
     """Show the job plan of an enhance (chunks, batches, steps and store keys) without running it.
 
     Builds the plan from the probed input and the weights' checksums; no model is loaded. The
     precision is the one the engines choose on --device (fp16 on CUDA, fp32 on the CPU)."""
     from silkpurse_cli.planning import plan_for
 
-    quiet, as_json = kwargs.pop("quiet"), kwargs.pop("as_json")
+    quiet, as_json, max_download_size = kwargs.pop("quiet"), kwargs.pop("as_json"), kwargs.pop("max_download_size")
     job, run = _split_options({**kwargs, "interpolate": interpolate or (1 if fps is not None else 2), "fps": fps})
-    plan = plan_for(input, job, run.device or "auto")
+    source = _local_input(input, quiet=quiet or as_json, max_download_size=max_download_size, work_dir=run.work_dir)
+    plan = plan_for(source, job, run.device or "auto")
     if as_json:
         click.echo(json.dumps(plan.to_json(), indent=1))
     elif not quiet:
@@ -356,8 +434,9 @@ def interpolate(
 
 
 @cli.command("clean-audio")
-@click.argument("input", type=click.Path(path_type=Path))
+@click.argument("input")
 @_OUTPUT
+@_MAX_DOWNLOAD
 @click.option(
     "--level",
     type=click.Choice(["light", "normal", "strong"]),
@@ -383,8 +462,9 @@ def interpolate(
 @click.option("--quiet", "-q", is_flag=True, help="No summary line.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable report on stdout.")
 def clean_audio(
-    input: Path,
+    input: str,
     output: Path,
+    max_download_size: int | None,
     level: str,
     loudness: str,
     method: str,
@@ -392,14 +472,17 @@ def clean_audio(
     quiet: bool,
     as_json: bool,
 ) -> None:
-    """Clean the speech of an audio or video file (the picture and other streams are copied)."""
+    """Clean the speech of an audio or video file (the picture and other streams are copied).
+
+    INPUT may be an http(s):// URL or s3:// URI, downloaded into the work directory first."""
     from dataclasses import asdict
 
     from silkpurse_encoder.speech import report_line
     from silkpurse_encoder.speech.mux import clean_file
 
+    source = _local_input(input, quiet=quiet or as_json, max_download_size=max_download_size)
     done = clean_file(
-        input, output, level=level, loudness=float(loudness), method=method, keep_original=keep_original_audio
+        source, output, level=level, loudness=float(loudness), method=method, keep_original=keep_original_audio
     )
     if as_json:
         click.echo(json.dumps(asdict(done), indent=2))
