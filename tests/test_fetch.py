@@ -43,6 +43,7 @@ class Site:
     port: int = 0
     requests: list[tuple[str, str | None]] = field(default_factory=list)
     dropped: set[str] = field(default_factory=set)
+    not_modified: int = 0
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -95,6 +96,13 @@ def _handler(site: Site) -> type[http.server.BaseHTTPRequestHandler]:
 
         def _clip(self) -> None:
             data, start = site.clip, 0
+            if self.headers.get("If-None-Match") == etag:
+                site.not_modified += 1
+                self.send_response(304)
+                self.send_header("ETag", etag)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
             if match and self.headers.get("If-Range", etag) == etag:
                 start = int(match.group(1))
@@ -166,8 +174,9 @@ def test_direct_url_is_downloaded_atomically_into_the_work_dir(site: Site, setti
     assert path.parent == download_folder(site.url("/clip.mp4"), settings) and path.name == "clip.mp4"
     assert not (path.parent / "download.partial").exists()
     # Fetched again: the server says the copy is current (If-None-Match -> 304), nothing is re-sent.
-    site.requests.clear()
+    before, mtime = site.not_modified, path.stat().st_mtime_ns
     assert fetch_input(site.url("/clip.mp4"), settings) == path
+    assert site.not_modified == before + 1 and path.stat().st_mtime_ns == mtime
 
 
 def test_interrupted_download_resumes_with_a_range_request(site: Site, tmp_path: Path) -> None:
@@ -196,8 +205,8 @@ def test_interrupted_download_is_resumed_by_the_next_run(site: Site, settings: S
     [
         ("/data.json", "answered with application/json, not a video or audio file"),
         ("/missing.mp4", "HTTP 404"),
-        ("/huge.mp4", "is 50 GB, more than the limit of 0.001 GB"),
-        ("/endless.mp4", "is larger than the limit of 0.001 GB"),
+        ("/huge.mp4", "is 50 GB, more than the limit of 1 MB"),
+        ("/endless.mp4", "is larger than the limit of 1 MB"),
         ("/hang.mp4", "could not download .* \\(no data for 1 s\\)"),
     ],
 )

@@ -123,6 +123,7 @@ class _HttpDownload:
     def run(self) -> Path:
         page = self.folder / str(self.state.get("complete"))
         if self.state.get("page") and page.is_file():
+            self._check_size(page.stat().st_size)
             return page  # a page's video, downloaded before: reused as is (remove the folder to refresh)
         timeout = httpx.Timeout(self.settings.download_timeout_s, connect=min(10.0, self.settings.download_timeout_s))
         headers = {"User-Agent": f"silkpurse/{__version__}", "Accept-Encoding": "identity"}
@@ -188,6 +189,7 @@ class _HttpDownload:
     def _receive(self, response: httpx.Response) -> Path:
         final = self._final()
         if response.status_code == 304 and final is not None:
+            self._check_size(final.stat().st_size)
             return final
         if response.status_code == 416:  # the partial file is not a prefix of this one
             self.partial.unlink(missing_ok=True)
@@ -212,11 +214,8 @@ class _HttpDownload:
             self.partial.unlink(missing_ok=True)
             raise DownloadError(f"could not resume {_shown(self.url)} (unexpected range)", "run again to restart it")
         total = _entity_size(response)
-        if total is not None and total > self.limit:
-            raise InputError(
-                f"{_shown(self.url)} is {total / 1e9:.3g} GB, more than the limit of {self.limit / 1e9:.3g} GB",
-                _LIMIT_FIX,
-            )
+        if total is not None:
+            self._check_size(total)
         name = _file_name(self.url, response, content_type)
         if not resumed:
             self.state = {
@@ -234,9 +233,7 @@ class _HttpDownload:
                 if done > self.limit:
                     f.close()
                     self.partial.unlink(missing_ok=True)
-                    raise InputError(
-                        f"{_shown(self.url)} is larger than the limit of {self.limit / 1e9:.3g} GB", _LIMIT_FIX
-                    )
+                    raise InputError(f"{_shown(self.url)} is larger than the limit of {_human(self.limit)}", _LIMIT_FIX)
                 f.write(chunk)
                 if self.progress is not None:
                     self.progress(done, total)
@@ -245,6 +242,13 @@ class _HttpDownload:
         if total is not None and done != total:
             raise DownloadError(f"could not download {_shown(self.url)} (it ended early)", "run again to resume")
         return self._publish(self.state.get("name") or name)
+
+    def _check_size(self, size: int) -> None:
+        if size > self.limit:
+            raise InputError(
+                f"{_shown(self.url)} is {_human(size)}, more than the limit of {_human(self.limit)}",
+                _LIMIT_FIX,
+            )
 
     def _publish(self, name: str) -> Path:
         final = self.folder / name
@@ -373,7 +377,7 @@ def _fetch_page(url: str, folder: Path, settings: Settings, progress: Progress |
     if not made:
         raise InputError(
             f"yt-dlp downloaded nothing from {_shown(url)}; the video may be larger than the limit of "
-            f"{settings.max_download_bytes / 1e9:.3g} GB",
+            f"{_human(settings.max_download_bytes)}",
             _LIMIT_FIX,
         )
     made[0].replace(final)
@@ -416,7 +420,7 @@ def _fetch_s3(uri: str, folder: Path, settings: Settings, progress: Progress | N
     size, etag = store.stat_input(bucket, key)
     if size > settings.max_download_bytes:
         raise InputError(
-            f"{_shown(uri)} is {size / 1e9:.3g} GB, more than the limit of {settings.max_download_bytes / 1e9:.3g} GB",
+            f"{_shown(uri)} is {_human(size)}, more than the limit of {_human(settings.max_download_bytes)}",
             _LIMIT_FIX,
         )
     final = folder / _safe_name(key)
@@ -435,6 +439,14 @@ def _fetch_s3(uri: str, folder: Path, settings: Settings, progress: Progress | N
 
 
 # -- shared ---------------------------------------------------------------------------------------
+
+
+def _human(size: int) -> str:
+    """Decimal units, as --max-download-size takes them: 20 GB, 500 MB, 10 kB."""
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= scale:
+            return f"{size / scale:.3g} {unit}"
+    return f"{size} bytes"
 
 
 def _shown(url: str) -> str:

@@ -296,7 +296,7 @@ class S3Store(BatchStore):
                             done += len(chunk)
                             if done > max_bytes:
                                 raise InputError(
-                                    f"s3://{bucket}/{key} is larger than the limit of {max_bytes / 1e9:.3g} GB",
+                                    f"s3://{bucket}/{key} is larger than the limit of {max_bytes} bytes",
                                     "raise --max-download-size or SILKPURSE_MAX_DOWNLOAD_BYTES",
                                 )
                             digest.update(chunk)
