@@ -67,6 +67,8 @@ def _handler(site: Site) -> type[http.server.BaseHTTPRequestHandler]:
                 self._clip()
             elif self.path == "/page.html":
                 self._send(200, PAGE.encode(), "text/html; charset=utf-8")
+            elif self.path == "/about.html":
+                self._send(200, b"<html><body><p>No video here</p></body></html>", "text/html")
             elif self.path == "/talk.en.vtt":
                 self._send(200, SUBTITLES, "text/vtt")
             elif self.path == "/data.json":
@@ -236,6 +238,13 @@ def test_page_url_goes_through_yt_dlp_into_mkv(site: Site, settings: Settings) -
     assert (info.width, info.height) == (96, 64)
     assert _stream_types(path) == ["video", "audio", "subtitle"]
     assert "Hello from the talk" in _subtitle_text(path)  # the page's subtitles, embedded
+
+
+def test_page_without_a_video_is_a_one_line_error(site: Site, settings: Settings) -> None:
+    pytest.importorskip("yt_dlp")
+    with pytest.raises(InputError, match="is a web page without a video yt-dlp can find") as err:
+        fetch_input(site.url("/about.html"), settings)
+    assert "\n" not in str(err.value)
 
 
 def _stream_types(path: Path) -> list[str]:
