@@ -227,6 +227,7 @@ def test_every_container_runs_non_root_read_only(rendered: dict[str, list[Obj]],
         pod = _pod_spec(obj)
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["runAsUser"] != 0
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}  # Pod Security "restricted"
         mounts_tmp = {v["name"] for v in pod["volumes"] if "emptyDir" in v}
         for c in pod["containers"] + pod.get("initContainers", []):
             sc = c["securityContext"]
