@@ -422,10 +422,11 @@ def test_dockerignore_sends_no_secrets() -> None:
 
 def test_the_cli_serves_a_ffmpeg_stage_without_torch_or_the_model_stages() -> None:
     """What the extractor/encoder images rely on: `silkpurse serve` imports a stage only when
-    serving it, so the CLI installed without its dependencies works there."""
+    serving it, so the CLI installed without its dependencies works there (nor does serving need
+    the core's ``fetch`` extra or yt-dlp, which the images leave out)."""
     code = (
         "import sys\n"
-        "for name in ('torch', 'silkpurse_upscaler', 'silkpurse_interpolator'):\n"
+        "for name in ('torch', 'silkpurse_upscaler', 'silkpurse_interpolator', 'httpx', 'yt_dlp'):\n"
         "    sys.modules[name] = None\n"
         "import silkpurse_cli.cli, silkpurse_extractor.server, silkpurse_encoder.server\n"
     )
