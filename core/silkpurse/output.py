@@ -301,3 +301,16 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def check_output_path(output: Path, source: Path) -> None:
+    """Refuse, before any work, an output that is the input or that cannot be written where named."""
+    if output.exists() and output.resolve() == source.resolve():
+        raise OutputError("the output is the input file", "choose another output path")
+    if output.is_dir():
+        raise OutputError(f"output {output} is a directory", "give a file name such as out.mp4")
+    parent = output.parent if str(output.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output folder {parent} does not exist", "create it first")
+    if not os.access(parent, os.W_OK):
+        raise OutputError(f"output folder {parent} is not writable", "choose a folder you can write to")

@@ -44,7 +44,7 @@ from silkpurse.media.codecs import CODECS, EncodeOptions, container_for
 from silkpurse.media.ffmpeg_process import DISK_FULL, FfmpegProcess
 from silkpurse.media.probe import AudioStream, SubtitleStream, VideoInfo, probe
 from silkpurse.media.sources import file_url, input_options
-from silkpurse.output import OutputClaim, claim_output
+from silkpurse.output import OutputClaim, check_output_path, claim_output
 from silkpurse.tasks import JoinResult
 
 # Audio codecs MP4/MOV hold without re-encoding (ffmpeg 5.1's mov muxer).
@@ -52,17 +52,9 @@ _MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus"}
 
 
 def check_output(output: Path, source: Path) -> None:
-    """Refuse outputs that would overwrite the input or cannot be written."""
+    """Refuse outputs that would overwrite the input or cannot be written, or no container holds."""
     container_for(output)
-    if output.exists() and output.resolve() == source.resolve():
-        raise OutputError("the output is the input file", "choose another output path")
-    if output.is_dir():
-        raise OutputError(f"output {output} is a directory", "give a file name such as out.mp4")
-    parent = output.parent if str(output.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output folder {parent} does not exist", "create it first")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"output folder {parent} is not writable", "choose a folder you can write to")
+    check_output_path(output, source)
 
 
 # -- 1. segments ----------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ picture and every other stream are copied untouched, with the chapters and metad
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from silkpurse.errors import InputError, OutputError
 from silkpurse.media.ffmpeg_process import FfmpegProcess
 from silkpurse.media.sources import file_url, input_args
-from silkpurse.output import claim_output
+from silkpurse.output import check_output_path, claim_output
 from silkpurse_encoder.speech.audio import probe_streams
 from silkpurse_encoder.speech.classic import CommandLine
 from silkpurse_encoder.speech.clean import SpeechReport, clean_audio_track
@@ -64,13 +63,7 @@ def clean_file(
     fmt, codec, holds_video = CONTAINERS[suffix]
     if streams.has_video and not holds_video:
         raise OutputError(f"{output.name} cannot hold {source.name}'s picture", "give a video name such as out.mp4")
-    if output.exists() and output.resolve() == source.resolve():
-        raise OutputError("the output is the input file", "choose another output path")
-    folder = output.parent if str(output.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"output folder {folder} does not exist", "create it first")
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"output folder {folder} is not writable", "choose a folder you can write to")
+    check_output_path(output, source)
     track = streams.audio[0]
     with tempfile.TemporaryDirectory(prefix=f".{output.name}.", dir=output.parent) as scratch:
         cleaned = Path(scratch) / "speech.flac"
