@@ -19,11 +19,11 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+from clips import REAL_FOOTAGE, real_clip
+
 from silkpurse.metrics import packet_times, stored_bytes
 from silkpurse.plan import JobOptions
 from silkpurse_cli.embedded import Pipeline, RunOptions
-
-REAL_FOOTAGE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 
 def run(source: Path, output: Path, work: Path, chunk_frames: int) -> tuple[dict[str, object], int, float]:
@@ -68,32 +68,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-chunks-") as tmp_name:
         tmp = Path(tmp_name)
         source = tmp / "source.mp4"
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-i",
-                str(args.input),
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=220:sample_rate=48000",
-                "-vf",
-                f"scale={args.width}:-2",
-                "-c:v",
-                "libx264",
-                "-crf",
-                "16",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-                "-shortest",
-                str(source),
-            ],
-            check=True,
-        )
+        real_clip(source, width=args.width, source=args.input)
         chunked, peak_c, secs_c = run(source, tmp / "chunked.mkv", tmp / "work-c", args.chunk_frames)
         whole, peak_w, secs_w = run(source, tmp / "whole.mkv", tmp / "work-w", 10**6)
         video_c, video_w = packet_times(tmp / "chunked.mkv", "v:0"), packet_times(tmp / "whole.mkv", "v:0")

@@ -12,7 +12,6 @@ It starts SeaweedFS (the tests' server, ``tests/s3_server.py``) and the four ser
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +20,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
 
+from clips import real_clip  # noqa: E402
 from s3_server import s3_server  # noqa: E402
 from tests.services.conftest import service_env, start, stop, wait_serving  # noqa: E402
 
@@ -30,7 +31,6 @@ from silkpurse.settings import Settings  # noqa: E402
 from silkpurse_cli.embedded import Pipeline, RunOptions  # noqa: E402
 from silkpurse_cli.remote import RemotePipeline  # noqa: E402
 
-REAL_FOOTAGE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 STAGES = ("extractor", "upscaler", "interpolator", "encoder")
 
 
@@ -42,34 +42,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-remote-") as tmp_name:
         tmp = Path(tmp_name)
         clip = tmp / "clip.mp4"
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-i",
-                str(REAL_FOOTAGE),
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=220",
-                "-frames:v",
-                str(args.frames),
-                "-vf",
-                f"scale={args.width}:-2",
-                "-c:v",
-                "libx264",
-                "-crf",
-                "16",
-                "-pix_fmt",
-                "yuv420p",
-                "-c:a",
-                "aac",
-                "-shortest",
-                str(clip),
-            ],
-            check=True,
-        )
+        real_clip(clip, width=args.width, frames=args.frames)
         options = JobOptions(scale=2, interpolate=2, chunk_frames=30)
         started = time.perf_counter()
         Pipeline(clip, tmp / "embedded.mp4", options, RunOptions(device="cpu", work_dir=tmp / "embedded")).run()
