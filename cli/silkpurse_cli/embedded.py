@@ -24,7 +24,7 @@ from silkpurse import tasks
 from silkpurse.errors import StoreError
 from silkpurse.files import sha256_of
 from silkpurse.media.probe import VideoInfo, probe
-from silkpurse.plan import JobOptions, JobPlan, ModelRef, build_plan, stages_needed
+from silkpurse.plan import JobOptions, JobPlan, build_plan, stages_needed
 from silkpurse.progress import Reporter, SilentReporter
 from silkpurse.settings import Settings, get_settings
 from silkpurse.store import LocalStore
@@ -75,8 +75,8 @@ class Pipeline:
             self.info,
             sha256_of(source),
             options,
-            upscaler=_model_ref(self.upscaler),
-            interpolator=_model_ref(self.interpolator),
+            upscaler=self.upscaler.model_ref() if self.upscaler else None,
+            interpolator=self.interpolator.model_ref() if self.interpolator else None,
         )
         self.work_dir = self.run_options.work_dir or self.settings.work_dir
         self.store = LocalStore(self.work_dir)
@@ -166,13 +166,6 @@ def _load_interpolator(options: JobOptions, device: str) -> Interpolator:
     from silkpurse_interpolator.engine import Interpolator
 
     return Interpolator(options.interp_model, device=device, rife_scale=options.rife_scale)
-
-
-def _model_ref(engine: Upscaler | Interpolator | None) -> ModelRef | None:
-    if engine is None:
-        return None
-    identity = engine.identity()
-    return ModelRef(engine.name, identity["weights_sha256"], identity["precision"], identity["family"])
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from silkpurse.errors import OptionsError
 from silkpurse.models import ModelKind, ResolvedWeights, resolve_weights
 from silkpurse.nn.architecture import ModelDescriptor
 from silkpurse.nn.checkpoint import StateDict, read_state_dict
+from silkpurse.plan import ModelRef
 
 Precision = Literal["fp32", "fp16", "bf16"]
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -92,6 +93,10 @@ class ModelEngine(ABC):
     @property
     def precision(self) -> Precision:
         return precision_of(self._dtype)
+
+    def model_ref(self) -> ModelRef:
+        """The model as a job plan names it: what a stage's keys and tasks are checked against."""
+        return ModelRef(self.name, self._weights.sha256, self.precision, self._descriptor.family)
 
     def identity(self, frame_size: FrameSize | None = None) -> dict[str, Any]:
         """What determines the output bytes (JSON-friendly), for store keys.

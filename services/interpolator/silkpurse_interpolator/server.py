@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from silkpurse.errors import ModelError
-from silkpurse.plan import DEFAULT_INTERP_MODEL, ModelRef
+from silkpurse.plan import DEFAULT_INTERP_MODEL
 from silkpurse.service import messages
 from silkpurse.service.metrics import record_batch
 from silkpurse.service.server import serve
@@ -88,9 +88,7 @@ class InterpolatorServicer(interpolator_pb2_grpc.InterpolatorServiceServicer):
         engine = self._engine()
         identity = engine.identity()
         return interpolator_pb2.InterpolatorServiceDescribeResponse(
-            model=messages.model_msg(
-                ModelRef(engine.name, identity["weights_sha256"], identity["precision"], identity["family"])
-            ),
+            model=messages.model_msg(engine.model_ref()),
             rife_scale=self.options.rife_scale,
             identity_json=json.dumps(identity, sort_keys=True, default=str),
             device=str(engine.device),

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from silkpurse.errors import ModelError
-from silkpurse.plan import DEFAULT_UPSCALE_MODEL, ModelRef
+from silkpurse.plan import DEFAULT_UPSCALE_MODEL
 from silkpurse.service import messages
 from silkpurse.service.metrics import record_batch
 from silkpurse.service.server import serve
@@ -86,7 +86,7 @@ class UpscalerServicer(upscaler_pb2_grpc.UpscalerServiceServicer):
         engine = self._engine()
         identity = engine.identity()
         response = upscaler_pb2.UpscalerServiceDescribeResponse(
-            model=messages.model_msg(_model_ref(engine)),
+            model=messages.model_msg(engine.model_ref()),
             scale=self.options.scale,
             identity_json=json.dumps(identity, sort_keys=True, default=str),
             device=str(engine.device),
@@ -114,11 +114,6 @@ class UpscalerServicer(upscaler_pb2_grpc.UpscalerServiceServicer):
                 "send it to a replica started with the job's options",
             )
         return engine
-
-
-def _model_ref(engine: Upscaler) -> ModelRef:
-    identity = engine.identity()
-    return ModelRef(engine.name, identity["weights_sha256"], identity["precision"], identity["family"])
 
 
 def main(settings: ServiceSettings, options: UpscalerOptions) -> int:
