@@ -28,7 +28,7 @@ from silkpurse.plan import JobOptions, JobPlan, build_plan, stages_needed
 from silkpurse.progress import Reporter, SilentReporter
 from silkpurse.settings import Settings, get_settings
 from silkpurse.store import LocalStore
-from silkpurse_cli.walker import EnhanceResult, PlanWalker, WorkCounts
+from silkpurse_cli.walker import EnhanceResult, PlanWalker
 from silkpurse_encoder.encode import check_output
 from silkpurse_encoder.stage import clean_speech, encode_segment, join_segments, segment_done
 from silkpurse_extractor.stage import extract_stream
@@ -80,7 +80,6 @@ class Pipeline:
         )
         self.work_dir = self.run_options.work_dir or self.settings.work_dir
         self.store = LocalStore(self.work_dir)
-        self.counts = WorkCounts()
 
     def run(self) -> EnhanceResult:
         started = time.perf_counter()
@@ -90,7 +89,6 @@ class Pipeline:
         with _job_lock(self.work_dir, plan.job):
             self._check_disk_space()
             report = walker.run(self.output)
-        self.counts = walker.counts
         return walker.result(self.source, self.output, report, started)
 
     def _check_disk_space(self) -> None:
