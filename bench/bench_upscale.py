@@ -122,19 +122,21 @@ def time_ncnn(model: str, frames: np.ndarray) -> tuple[float, np.ndarray] | str:
 
 
 def bench_cpu(args: argparse.Namespace) -> dict[str, object]:
-    from silkpurse_upscaler.engine import Upscaler, cpu_has_fast_bf16
+    from silkpurse.nn.engine import cpu_has_native_bf16
+    from silkpurse_upscaler.engine import Upscaler
 
     width, height = (int(v) for v in (args.size or "320x180").split("x"))
     results: dict[str, object] = {"device": "cpu", "size": f"{width}x{height}", "models": {}}
     print(f"CPU, {width}x{height} -> x4, fp32, threads={args.threads or len(os.sched_getaffinity(0))}")
-    bf16 = not args.no_bf16 and cpu_has_fast_bf16()
+    bf16 = not args.no_bf16 and cpu_has_native_bf16()
     print(
         f"{'model':<24}{'frames':>7}{'fp32 f/s':>10}{'ncnn f/s':>10}{'ratio':>8}{'PSNR dB':>9}"
         + (f"{'bf16 f/s':>10}{'ratio':>8}{'vs fp32 dB':>11}" if bf16 else "")
     )
     for model in args.models:
         frames = demo_frames(args.frames or DEFAULT_FRAMES.get(model, 1), width, height)
-        up = Upscaler(model, device="cpu", threads=args.threads, batch_size=args.batch_size)
+        # fp32 named: the CPU default is bf16 where the CPU has it natively
+        up = Upscaler(model, device="cpu", threads=args.threads, batch_size=args.batch_size, precision="fp32")
         fps, out = time_engine(up, frames)
         row: dict[str, object] = {"frames": len(frames), "torch_fps": fps}
         ref = None if args.no_reference else time_ncnn(model, frames)
@@ -187,7 +189,7 @@ def bench_rss(args: argparse.Namespace) -> dict[str, object]:
 def rss_child(args: argparse.Namespace) -> None:
     from silkpurse_upscaler.engine import Upscaler
 
-    up = Upscaler("realesr-animevideov3", device="cpu", threads=args.threads)
+    up = Upscaler("realesr-animevideov3", device="cpu", threads=args.threads, precision="fp32")
     frame = demo_frames(1, 1920, 1080)
     start = time.perf_counter()
     out = up.upscale(frame)

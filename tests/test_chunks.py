@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import ClipFactory, decode_rgb
 
 from silkpurse.metrics import packet_times, stored_bytes
+from silkpurse.nn.engine import cpu_has_native_bf16
 from silkpurse.plan import JobOptions
 from silkpurse_cli.embedded import Pipeline, RunOptions
 
@@ -129,7 +130,10 @@ def test_plan_command_shows_the_work_without_loading_a_model(clip_with_audio: Pa
     ]
     stages = [s["stage"] for s in plan["steps"]]
     assert stages.count("encode") == 3 and stages[-1] == "join"
-    assert plan["upscaler"]["precision"] == "fp32" and len(plan["upscaler"]["sha256"]) == 64
+    assert (
+        plan["upscaler"]["precision"] == ("bf16" if cpu_has_native_bf16() else "fp32")
+        and len(plan["upscaler"]["sha256"]) == 64
+    )
     interp = next(s for s in plan["steps"] if s["id"] == "c00000/interpolate/f00000008")
     assert len(interp["inputs"]) == 2 and interp["inputs"][1].endswith("f00000012.safetensors")  # the overlap frame
 

@@ -15,21 +15,25 @@ def plan_for(source: Path, options: JobOptions, device: str) -> JobPlan:
     options.validate()
     info = probe(source)
     needs_upscale, needs_interp = stages_needed(info, options)
-    precision = "fp16" if _is_cuda(device) else "fp32"
-    upscaler = _planned_ref(options.upscale_model, "upscale", precision) if needs_upscale else None
-    interpolator = _planned_ref(options.interp_model, "interpolate", precision) if needs_interp else None
+    upscaler = _planned_ref(options.upscale_model, "upscale", device) if needs_upscale else None
+    interpolator = _planned_ref(options.interp_model, "interpolate", device) if needs_interp else None
     return build_plan(info, sha256_of(source), options, upscaler=upscaler, interpolator=interpolator)
 
 
-def _planned_ref(model: str, kind: str, precision: str) -> ModelRef:
-    weights = resolve_weights(model, kind)  # type: ignore[arg-type]
-    family = weights.spec.family if weights.spec is not None else ""
-    return ModelRef(weights.name, weights.sha256, precision, family)  # type: ignore[arg-type]
+def _planned_ref(model: str, kind: str, device: str) -> ModelRef:
+    """The model as the engines would name it: the precision they choose on ``device`` depends on
+    the family (bf16 on CPUs with native bf16 only for families faithful in it), so the network's
+    descriptor is loaded, though not moved to any device."""
+    import torch
 
-
-def _is_cuda(device: str) -> bool:
-    if device != "auto":
-        return device.startswith("cuda")
     from silkpurse.device import resolve_device
+    from silkpurse.nn.architecture import load_model
+    from silkpurse.nn.checkpoint import read_state_dict
+    from silkpurse.nn.engine import choose_precision
 
-    return resolve_device("auto").type == "cuda"
+    weights = resolve_weights(model, kind)  # type: ignore[arg-type]
+    descriptor = load_model(read_state_dict(weights.path), kind=kind)  # type: ignore[arg-type]
+    # A plan for a GPU can be made on a machine without one: only "auto" looks at this machine.
+    target = resolve_device(device) if device == "auto" else torch.device(device)
+    precision = choose_precision(target, descriptor)
+    return ModelRef(weights.name, weights.sha256, precision, descriptor.family)

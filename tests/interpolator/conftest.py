@@ -75,7 +75,8 @@ def hdv3(models_dir: Path):  # type: ignore[no-untyped-def]
 
     # Session fixtures are set up before the per-test settings fixture: point them here too.
     with _models_dir_set(models_dir):
-        return Interpolator("rife-hdv3", device="cpu")
+        # fp32, the reference precision (the CPU default is bf16 where the CPU has it natively)
+        return Interpolator("rife-hdv3", device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="session")

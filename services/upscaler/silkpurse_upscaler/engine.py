@@ -7,8 +7,9 @@ crop, resize to an exact smaller ``scale`` if asked, quantise on the device and 
 
 Design notes (see docs/upscaler.md): the model layer (:mod:`silkpurse.nn`) resolves the name
 or path (with the weights' sha256), reads the checkpoint and recognises its family among those
-``archs`` registers; the engine reads all it needs from the descriptor. Precision is fp16 on
-CUDA (bf16/fp32 selectable) and fp32 on CPU; the memory plan (frames per forward, tile size)
+``archs`` registers; the engine reads all it needs from the descriptor. Precision comes from
+:func:`silkpurse.nn.engine.choose_precision` (fp16 on CUDA, bf16 on CPUs with native bf16 for
+bf16-faithful families, else fp32; an explicit choice wins); the memory plan (frames per forward, tile size)
 comes from the descriptor's bytes-per-pixel estimate and the device's free memory, and the
 tile size is chosen once per frame size so every batch of a stream (and ``identity()``) agrees.
 """
@@ -31,15 +32,23 @@ import torch.nn.functional as F
 from silkpurse.device import resolve_device
 from silkpurse.errors import InputError, OptionsError
 from silkpurse.models import ResolvedWeights
-from silkpurse.nn.architecture import ModelDescriptor, load_model
+from silkpurse.nn.architecture import load_model
 from silkpurse.nn.checkpoint import StateDict
-from silkpurse.nn.engine import DTYPES, FrameSize, ModelEngine, Precision, open_weights, warm_up_size
+from silkpurse.nn.engine import (
+    DTYPES,
+    FrameSize,
+    ModelEngine,
+    Precision,
+    choose_precision,
+    open_weights,
+    warm_up_size,
+)
 from silkpurse_upscaler import archs  # noqa: F401  (registers the upscaler's families)
 from silkpurse_upscaler.weights import blend
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Precision", "Upscaler", "cpu_has_fast_bf16", "upscale_image"]
+__all__ = ["Precision", "Upscaler", "upscale_image"]
 
 #: Reflection padding around every frame before the network sees it. ncnn Real-ESRGAN (and
 #: RealESRGANer's ``pre_pad``) use 10 px; matching it makes borders match the reference.
@@ -81,9 +90,9 @@ class Upscaler(ModelEngine):
     ``H*scale x W*scale`` result by an antialiased bicubic reduction of the native output.
     ``tile``: ``None`` plans automatically from memory, ``0`` never tiles, ``N`` uses N px
     tiles with ``tile_pad`` px of overlapping context (``None``: the architecture's need,
-    10 px for compact nets, 16 for RRDBNet). ``half``: ``None`` = fp16 on CUDA and
-    fp32 on CPU; ``precision`` (``fp32``/``fp16``/``bf16``) chooses explicitly (bf16 also on
-    CPUs with native bf16, where it is about 2x faster).
+    10 px for compact nets, 16 for RRDBNet). ``precision``: ``None`` = fp16 on CUDA,
+    bf16 on CPUs with native bf16 (AMX/AVX512-BF16) for families faithful in it, else fp32;
+    ``fp32``/``fp16``/``bf16`` choose explicitly (``half=True/False`` is the older spelling).
     ``denoise_strength`` (0..1) blends ``realesr-general-x4v3`` with its weak-denoise twin.
 
     The shared engine surface (:class:`~silkpurse.nn.engine.ModelEngine`): ``name``, ``device``,
@@ -114,7 +123,7 @@ class Upscaler(ModelEngine):
         self._tile, self._batch_size = tile, batch_size
         self._tile_pad = descriptor.tile_pad if tile_pad is None else tile_pad
         self._tiles: dict[FrameSize, int] = {}
-        dtype = DTYPES[_choose_precision(torch_device, descriptor, half, precision)]
+        dtype = DTYPES[choose_precision(torch_device, descriptor, _requested_precision(half, precision))]
         self._attach(weights, descriptor, torch_device, dtype)
         if self._device.type == "cpu":
             _set_cpu_threads(threads)
@@ -347,38 +356,13 @@ def _check_tiling(tile: int | None, tile_pad: int | None, batch_size: int | None
         raise OptionsError(f"batch size {batch_size} is not positive", "use 1 or more frames per forward pass")
 
 
-def _choose_precision(
-    device: torch.device, descriptor: ModelDescriptor, half: bool | None, precision: Precision | None
-) -> Precision:
-    if precision is not None and precision not in DTYPES:
-        raise OptionsError(f"unknown precision {precision!r}", "use fp32, fp16 or bf16")
+def _requested_precision(half: bool | None, precision: Precision | None) -> Precision | None:
+    """The precision the caller asked for (``half`` is the older spelling), ``None`` for the default."""
     if precision is not None and half is not None and (precision == "fp16") != half:
         raise OptionsError(f"half={half} contradicts precision={precision}", "give only one of them")
-    chosen: Precision = precision or ("fp16" if half else "fp32")
-    if precision is None and half is None and device.type == "cuda" and descriptor.supports_half:
-        chosen = "fp16"
-    if device.type == "cpu" and chosen == "fp16":
-        raise OptionsError(
-            "fp16 is not supported on the CPU (slow or unsupported convolutions there)",
-            "use fp32 on the CPU (or bf16 on CPUs with AVX512-BF16/AMX), or run on a CUDA device",
-        )
-    if device.type == "cpu" and chosen == "bf16" and not cpu_has_fast_bf16():
-        raise OptionsError(
-            "bf16 on this CPU would be emulated and slower than fp32 (no AVX512-BF16/AMX)", "use fp32 on this CPU"
-        )
-    if (chosen == "fp16" and not descriptor.supports_half) or (chosen == "bf16" and not descriptor.supports_bf16):
-        raise OptionsError(f"{descriptor.family} does not give correct results in {chosen}", "use fp32")
-    return chosen
-
-
-def cpu_has_fast_bf16() -> bool:
-    """Whether oneDNN has native bf16 convolutions here (AVX512-BF16 or AMX).
-
-    There bf16 measured 2x faster than fp32 at 48-56 dB PSNR to the fp32 result; it stays
-    opt-in because fp32 is the reference precision on the CPU.
-    """
-    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+    if precision is None and half is not None:
+        return "fp16" if half else "fp32"
+    return precision
 
 
 def _set_cpu_threads(threads: int | None) -> None:

@@ -232,7 +232,10 @@ def load(state: StateDict) -> ModelDescriptor:
         in_channels=3,
         out_channels=3,
         supports_half=True,
-        supports_bf16=False,  # not validated; the engine offers fp32 and fp16 only
+        # Not measured: no registry package ships real 4.x weights, and bf16 faithfulness of a flow
+        # network can only be judged with trained weights on real frames (random weights give
+        # meaningless flow). fp32 on the CPU until bench/bench_precision.py has scored one.
+        supports_bf16=False,
         # Upstream pads to 32 (64 for 5-block models): the coarsest block needs 4 * 2**(blocks-1).
         size_multiple=max(32, 4 * 2 ** (len(config.widths) - 1)),
         tiling="discouraged",  # motion crosses tile borders: flow needs the whole frame
