@@ -117,7 +117,10 @@ class Interpolator(ModelEngine):
         self._attach(weights, descriptor, torch_device, DTYPES[chosen])
         self.model_name, self.weights_path = weights.name, weights.path
         self.rife_scale = float(rife_scale)
-        self.module = descriptor.network.to(self._device, self._dtype)
+        # channels_last weights: frames arrive as NHWC, so the activations are channels_last
+        # already; matching weights spare oneDNN/cuDNN a reorder per call (CPU, 640x480 pairs:
+        # 1.3x faster in bf16, with the same bytes; fp32 bytes move by rounding).
+        self.module = descriptor.network.to(self._device, self._dtype).to(memory_format=torch.channels_last)
         # Every network call has this many pairs (padded), so results never depend on grouping
         # (see the module docs). CPU: 1 (larger batches are slower there); CUDA: see DEFAULT.
         self.micro_batch = micro_batch or (CUDA_MICRO_BATCH if torch_device.type == "cuda" else 1)
@@ -287,8 +290,10 @@ class Interpolator(ModelEngine):
     @staticmethod
     def _to_numpy(img: torch.Tensor, scale_max: float, h: int, w: int, dtype: np.dtype) -> np.ndarray:
         x = img[0, :, :h, :w].float().clamp_(0.0, 1.0).mul_(scale_max).round_()
-        host = x.to(torch.int32).permute(1, 2, 0).cpu().numpy()
-        return host.astype(dtype)
+        # Quantised on the device, so 8-bit frames come back as bytes (4x fewer than int32);
+        # torch has little uint16 arithmetic, so 16-bit frames come back as int32.
+        host = x.to(torch.uint8 if dtype == np.uint8 else torch.int32).permute(1, 2, 0).cpu().numpy()
+        return host if host.dtype == dtype else host.astype(dtype)
 
 
 def _check_frames(frames: object, what: str) -> np.ndarray:

@@ -43,6 +43,7 @@ from silkpurse.nn.engine import (
     open_weights,
     warm_up_size,
 )
+from silkpurse.nn.transfer import PinnedPool, run_batches
 from silkpurse_upscaler import archs  # noqa: F401  (registers the upscaler's families)
 from silkpurse_upscaler.weights import blend
 
@@ -123,6 +124,7 @@ class Upscaler(ModelEngine):
         self._tile, self._batch_size = tile, batch_size
         self._tile_pad = descriptor.tile_pad if tile_pad is None else tile_pad
         self._tiles: dict[FrameSize, int] = {}
+        self._pinned = PinnedPool()
         dtype = DTYPES[choose_precision(torch_device, descriptor, _requested_precision(half, precision))]
         self._attach(weights, descriptor, torch_device, dtype)
         if self._device.type == "cpu":
@@ -132,10 +134,11 @@ class Upscaler(ModelEngine):
             # algorithms once per shape and keep the fastest.
             torch.backends.cudnn.benchmark = True
         net = self._descriptor.network.to(self._device, self._dtype)
-        # channels_last lets cuDNN pick tensor-core NHWC kernels for fp16/bf16; on the CPU
-        # oneDNN already reorders internally and NCHW measured as fast or faster.
-        self._channels_last = self._device.type == "cuda"
-        self._net = net.to(memory_format=torch.channels_last) if self._channels_last else net  # type: ignore[call-overload]
+        # channels_last everywhere: cuDNN picks tensor-core NHWC kernels for fp16/bf16, and on the
+        # CPU oneDNN's NHWC kernels were 2.2x (fp32) and 4.5x (bf16) faster than NCHW for the
+        # compact net (bench/bench_precision.py --variants). Frames arrive as NHWC, so the
+        # activations were channels_last already; the weights now match them (same bytes).
+        self._net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     # -- what callers may ask ------------------------------------------------------------
 
@@ -192,11 +195,22 @@ class Upscaler(ModelEngine):
         if n == 0:
             return out
         plan = self.plan(n, h, w)
+        starts = range(0, n, plan.frames_per_forward)
+
+        def store(i: int, result: np.ndarray) -> None:
+            out[starts[i] : starts[i] + len(result)] = result
+
         started = time.perf_counter()
         with torch.inference_mode():
-            for start in range(0, n, plan.frames_per_forward):
-                stop = min(start + plan.frames_per_forward, n)
-                out[start:stop] = self._upscale_batch(frames[start:stop], plan.tile)
+            # On CUDA uploads, the network and downloads of consecutive forward batches overlap
+            # (silkpurse.nn.transfer); on the CPU this is a plain loop.
+            run_batches(
+                self._device,
+                [frames[s : s + plan.frames_per_forward] for s in starts],
+                lambda x: self._upscale_batch(x, plan.tile, frames.dtype),
+                store,
+                self._pinned,
+            )
         log.debug(
             "upscaled %d frames %dx%d x%d in %.2f s (plan %s)",
             n,
@@ -247,15 +261,12 @@ class Upscaler(ModelEngine):
         side = math.isqrt(budget // bytes_per_pixel) - 2 * self._tile_pad
         return max(MIN_AUTO_TILE, side // 16 * 16)
 
-    def _upscale_batch(self, frames: np.ndarray, tile: int) -> np.ndarray:
+    def _upscale_batch(self, frames: torch.Tensor, tile: int, dtype: np.dtype) -> torch.Tensor:
+        """Integer ``(n, h, w, c)`` frames on the device -> integer ``(n, h*s, w*s, c)`` on the device."""
         n, h, w, c = frames.shape
-        peak = 255.0 if frames.dtype == np.uint8 else 65535.0
-        # Upload the integer frames (2-4x fewer bytes than floats), normalise on the device.
-        host = np.ascontiguousarray(frames)
-        if not host.flags.writeable:  # torch warns on read-only memory; a copy of the input is cheap
-            host = host.copy()
-        x = torch.from_numpy(host).to(self._device, non_blocking=True)
-        x = x.permute(0, 3, 1, 2).to(torch.float32).div_(peak)
+        peak = 255.0 if dtype == np.uint8 else 65535.0
+        # The integer frames were uploaded (2-4x fewer bytes than floats); normalise on the device.
+        x = frames.permute(0, 3, 1, 2).to(torch.float32).div_(peak)
         colour = x[:, :3] if c >= 3 else x.expand(-1, 3, -1, -1)
         y = self._run_network(colour, tile)
         size = (h * self._scale, w * self._scale)
@@ -270,7 +281,7 @@ class Upscaler(ModelEngine):
             # Back to one channel with BT.601 luma weights, as Real-ESRGAN does for grey input.
             luma = torch.tensor([0.299, 0.587, 0.114], device=y.device).view(1, 3, 1, 1)
             y = (y * luma).sum(dim=1, keepdim=True)
-        return _quantise(y, frames.dtype, peak)
+        return _quantise(y, dtype, peak)
 
     def _run_network(self, x: torch.Tensor, tile: int) -> torch.Tensor:
         """Reflect-pad, run whole or tiled, crop: ``(n, 3, h, w)`` -> ``(n, 3, h*s, w*s)`` fp32."""
@@ -282,9 +293,7 @@ class Upscaler(ModelEngine):
             _round_up(h + 2 * BORDER_PAD, m) - h - BORDER_PAD,
             _round_up(w + 2 * BORDER_PAD, m) - w - BORDER_PAD,
         )
-        padded = padded.to(self._dtype)
-        if self._channels_last:
-            padded = padded.contiguous(memory_format=torch.channels_last)
+        padded = padded.to(self._dtype).contiguous(memory_format=torch.channels_last)
         y = self._tiled(padded, tile) if tile else self._net(padded).float()
         return y[:, :, BORDER_PAD * s : (BORDER_PAD + h) * s, BORDER_PAD * s : (BORDER_PAD + w) * s]
 
@@ -416,12 +425,12 @@ def _tiles(h: int, w: int, tile: int) -> Iterator[tuple[int, int, int, int]]:
             yield y0, min(y0 + tile, h), x0, min(x0 + tile, w)
 
 
-def _quantise(y: torch.Tensor, dtype: np.dtype, peak: float) -> np.ndarray:
-    """Float ``(n, c, h, w)`` in 0..1 -> integer ``(n, h, w, c)`` numpy, rounding on the device."""
+def _quantise(y: torch.Tensor, dtype: np.dtype, peak: float) -> torch.Tensor:
+    """Float ``(n, c, h, w)`` in 0..1 -> integer ``(n, h, w, c)`` on the device (uint8, or int32
+    for 16-bit frames: torch has little uint16 arithmetic), rounded there so one small copy comes back."""
     q = y.clamp_(0.0, 1.0).mul_(peak).round_()
     q = q.to(torch.uint8) if dtype == np.uint8 else q.to(torch.int32)
-    arr = q.permute(0, 2, 3, 1).cpu().numpy()
-    return arr if dtype == np.uint8 else arr.astype(np.uint16)
+    return q.permute(0, 2, 3, 1).contiguous()
 
 
 def upscale_image(input_path: str | Path, output_path: str | Path, **engine_kwargs: object) -> Path:
