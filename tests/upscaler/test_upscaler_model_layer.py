@@ -103,3 +103,9 @@ def test_warm_up_runs_one_small_pass_on_the_cpu(anime_upscaler: Upscaler, tmp_pa
     x2 = Upscaler(path, device="cpu")
     assert x2.descriptor.size_multiple == 2
     assert x2.warm_up() > 0 and x2.warm_up((31, 47)) > 0
+
+
+def test_a_compiled_backend_is_in_the_identity(anime_upscaler: Upscaler) -> None:
+    # Compiled kernels round differently from eager ones (within 45 dB): other bytes, another identity.
+    compiled = Upscaler("realesr-animevideov3", device="cpu", precision="fp32", backend="compile")
+    assert compiled.identity() == {**anime_upscaler.identity(), "backend": "compile"}

@@ -30,11 +30,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from silkpurse.device import resolve_device
 from silkpurse.errors import InputError, OptionsError
+from silkpurse.nn.accel import Accelerated, Backend, Builder, TensorRTCache, check_backend
 from silkpurse.nn.architecture import load_model
 from silkpurse.nn.engine import DTYPES, FrameSize, ModelEngine, Precision, choose_precision, open_weights, warm_up_size
+from silkpurse.settings import get_settings
 from silkpurse_interpolator.archs import flow_multiple
 
 #: Flow scales the RIFE models are used with (upstream accepts these; 0.5 suits 4K).
@@ -81,6 +84,8 @@ class Interpolator(ModelEngine):
     relative to the frame (0.5 for 4K). ``precision``: ``None`` = fp16 on CUDA, bf16 on CPUs
     with native bf16 for families faithful in it, else fp32 (see
     :func:`silkpurse.nn.engine.choose_precision`); ``half=True/False`` is the older spelling.
+    ``backend``: ``eager`` (default), ``compile`` or ``tensorrt`` (CUDA), used only where it
+    agrees with eager to >= 45 dB (:mod:`silkpurse.nn.accel`).
 
     The shared engine surface (:class:`~silkpurse.nn.engine.ModelEngine`): ``name``, ``device``,
     ``dtype``/``precision``, ``descriptor``, ``weights``, ``warm_up()`` and ``identity()``.
@@ -97,6 +102,7 @@ class Interpolator(ModelEngine):
         half: bool | None = None,
         micro_batch: int | None = None,
         precision: Precision | None = None,
+        backend: Backend = "eager",
     ) -> None:
         if rife_scale not in RIFE_SCALES:
             raise OptionsError(
@@ -104,6 +110,7 @@ class Interpolator(ModelEngine):
                 "use 1.0 (default), or 0.5 for 4K footage",
             )
         torch_device = resolve_device(device)
+        self._backend = check_backend(backend, torch_device)
         if precision is not None and half is not None and (precision == "fp16") != half:
             raise OptionsError(f"half={half} contradicts precision={precision}", "give only one of them")
         if precision is None and half is not None:
@@ -120,10 +127,13 @@ class Interpolator(ModelEngine):
         # channels_last weights: frames arrive as NHWC, so the activations are channels_last
         # already; matching weights spare oneDNN/cuDNN a reorder per call (CPU, 640x480 pairs:
         # 1.3x faster in bf16, with the same bytes; fp32 bytes move by rounding).
-        self.module = descriptor.network.to(self._device, self._dtype).to(memory_format=torch.channels_last)
+        self.module = descriptor.network.to(self._device, self._dtype).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         # Every network call has this many pairs (padded), so results never depend on grouping
         # (see the module docs). CPU: 1 (larger batches are slower there); CUDA: see DEFAULT.
         self.micro_batch = micro_batch or (CUDA_MICRO_BATCH if torch_device.type == "cuda" else 1)
+        self._forward = Accelerated(
+            _Bound(self.module, self.rife_scale), self._backend, builder=self._tensorrt_builder()
+        )
 
     # -- facts for callers -------------------------------------------------------------
     @property
@@ -153,7 +163,18 @@ class Interpolator(ModelEngine):
     def _identity_options(self, frame_size: FrameSize | None) -> dict[str, Any]:
         # The micro-batch is the shape of every network call, and call shapes change the bytes
         # (see the module docs); the frame size changes nothing else here.
-        return {"rife_scale": self.rife_scale, "micro_batch": self.micro_batch}
+        return {
+            "rife_scale": self.rife_scale,
+            "micro_batch": self.micro_batch,
+            # Compiled kernels round differently (>= 45 dB from eager, checked): other bytes.
+            **({"backend": self._backend} if self._backend != "eager" else {}),
+        }
+
+    def _tensorrt_builder(self) -> Builder | None:
+        """TensorRT engines cached under the models folder, keyed by everything that names the bytes."""
+        if self._backend != "tensorrt":
+            return None
+        return TensorRTCache(get_settings().models_dir / "engines", self.identity()).builder()
 
     def _warm_up(self, frame_size: FrameSize | None) -> None:
         h, w = warm_up_size(self.multiple, frame_size)
@@ -268,9 +289,9 @@ class Interpolator(ModelEngine):
             img1 = torch.cat([c[1] for c in chunk], 0)
             if self.supports_timestep:
                 t = torch.tensor([c[2] for c in chunk], device=self.device, dtype=self.dtype)
-                result = self.module(img0, img1, t, self.rife_scale)
+                result = self._forward(img0, img1, t)
             else:
-                result = self.module(img0, img1, self.rife_scale)
+                result = self._forward(img0, img1)
             outs.extend(result[i : i + 1] for i in range(real))
         return outs
 
@@ -294,6 +315,17 @@ class Interpolator(ModelEngine):
         # torch has little uint16 arithmetic, so 16-bit frames come back as int32.
         host = x.to(torch.uint8 if dtype == np.uint8 else torch.int32).permute(1, 2, 0).cpu().numpy()
         return host if host.dtype == dtype else host.astype(dtype)
+
+
+class _Bound(nn.Module):
+    """The network with its flow scale bound, so a compiled form sees tensors only."""
+
+    def __init__(self, network: nn.Module, rife_scale: float) -> None:
+        super().__init__()
+        self.network, self.rife_scale = network, rife_scale
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.network(*inputs, self.rife_scale)  # type: ignore[no-any-return]
 
 
 def _check_frames(frames: object, what: str) -> np.ndarray:

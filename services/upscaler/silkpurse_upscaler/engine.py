@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from silkpurse.device import resolve_device
 from silkpurse.errors import InputError, OptionsError
 from silkpurse.models import ResolvedWeights
+from silkpurse.nn.accel import Accelerated, Backend, Builder, TensorRTCache, check_backend
 from silkpurse.nn.architecture import load_model
 from silkpurse.nn.checkpoint import StateDict
 from silkpurse.nn.engine import (
@@ -44,6 +45,7 @@ from silkpurse.nn.engine import (
     warm_up_size,
 )
 from silkpurse.nn.transfer import PinnedPool, run_batches
+from silkpurse.settings import get_settings
 from silkpurse_upscaler import archs  # noqa: F401  (registers the upscaler's families)
 from silkpurse_upscaler.weights import blend
 
@@ -95,6 +97,8 @@ class Upscaler(ModelEngine):
     bf16 on CPUs with native bf16 (AMX/AVX512-BF16) for families faithful in it, else fp32;
     ``fp32``/``fp16``/``bf16`` choose explicitly (``half=True/False`` is the older spelling).
     ``denoise_strength`` (0..1) blends ``realesr-general-x4v3`` with its weak-denoise twin.
+    ``backend``: ``eager`` (default), ``compile`` or ``tensorrt`` (CUDA), built per input shape and
+    used only where it agrees with eager to >= 45 dB (:mod:`silkpurse.nn.accel`).
 
     The shared engine surface (:class:`~silkpurse.nn.engine.ModelEngine`): ``name``, ``device``,
     ``dtype``/``precision``, ``descriptor``, ``weights``, ``warm_up()`` and ``identity()``.
@@ -115,9 +119,11 @@ class Upscaler(ModelEngine):
         precision: Precision | None = None,
         batch_size: int | None = None,
         threads: int | None = None,
+        backend: Backend = "eager",
     ) -> None:
         _check_tiling(tile, tile_pad, batch_size)  # cheap checks before loading any weights
         torch_device = resolve_device(device)
+        self._backend = check_backend(backend, torch_device)
         weights, state, self._denoise = _open(model, denoise_strength)
         descriptor = load_model(state, kind="upscale")
         self._scale = _check_scale(scale, descriptor.scale)
@@ -139,6 +145,7 @@ class Upscaler(ModelEngine):
         # compact net (bench/bench_precision.py --variants). Frames arrive as NHWC, so the
         # activations were channels_last already; the weights now match them (same bytes).
         self._net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self._forward = Accelerated(self._net, self._backend, builder=self._tensorrt_builder())
 
     # -- what callers may ask ------------------------------------------------------------
 
@@ -177,7 +184,16 @@ class Upscaler(ModelEngine):
             "tile_pad": pad,
             "denoise_strength": blended.strength if blended else None,
             "denoise_weights_sha256": blended.twin.sha256 if blended else None,
+            # Compiled kernels round differently (>= 45 dB from eager, checked): other bytes.
+            **({"backend": self._backend} if self._backend != "eager" else {}),
         }
+
+    def _tensorrt_builder(self) -> Builder | None:
+        """TensorRT engines cached under the models folder, keyed by everything that names the bytes."""
+        if self._backend != "tensorrt":
+            return None
+        model = {**self.identity(), "tile": self._tile}
+        return TensorRTCache(get_settings().models_dir / "engines", model).builder()
 
     def _warm_up(self, frame_size: FrameSize | None) -> None:
         h, w = warm_up_size(self._descriptor.size_multiple, frame_size)
@@ -294,7 +310,7 @@ class Upscaler(ModelEngine):
             _round_up(w + 2 * BORDER_PAD, m) - w - BORDER_PAD,
         )
         padded = padded.to(self._dtype).contiguous(memory_format=torch.channels_last)
-        y = self._tiled(padded, tile) if tile else self._net(padded).float()
+        y = self._tiled(padded, tile) if tile else self._forward(padded).float()
         return y[:, :, BORDER_PAD * s : (BORDER_PAD + h) * s, BORDER_PAD * s : (BORDER_PAD + w) * s]
 
     def _tiled(self, x: torch.Tensor, tile: int) -> torch.Tensor:
@@ -305,7 +321,7 @@ class Upscaler(ModelEngine):
         out = torch.empty((n, self._descriptor.out_channels, hp * s, wp * s), device=x.device)
         for y0, y1, x0, x1 in _tiles(hp, wp, tile):
             ey0, ey1, ex0, ex1 = max(y0 - pad, 0), min(y1 + pad, hp), max(x0 - pad, 0), min(x1 + pad, wp)
-            result = self._net(x[:, :, ey0:ey1, ex0:ex1])
+            result = self._forward(x[:, :, ey0:ey1, ex0:ex1])
             oy, ox = (y0 - ey0) * s, (x0 - ex0) * s
             out[:, :, y0 * s : y1 * s, x0 * s : x1 * s] = result[:, :, oy : oy + (y1 - y0) * s, ox : ox + (x1 - x0) * s]
         return out
