@@ -217,6 +217,14 @@ def _interp_options(func: Any) -> Any:
     return func
 
 
+_ORDER = click.option(
+    "--order",
+    type=click.Choice(["upscale-first", "interpolate-first"]),
+    help="With both stages on: interpolate the upscaled frames, or interpolate at the source size and "
+    "upscale every output frame (faster; see docs/benchmarks.md) [default: upscale-first].",
+)
+
+
 def _split_options(options: dict[str, Any]) -> tuple[Any, Any]:
     """CLI keyword options -> the job's options (what the output is) and the run's (where it runs)."""
     from silkpurse.plan import JobOptions
@@ -291,6 +299,7 @@ def cli() -> None:
 @_MAX_DOWNLOAD
 @_upscale_options
 @_interp_options
+@_ORDER
 @_common
 def enhance(input: str, interpolate: int | None, fps: Fraction | None, **kwargs: Any) -> None:
     """Upscale and interpolate INPUT into OUTPUT (both on: --scale 2 --interpolate 2).
@@ -332,12 +341,14 @@ def probe(input: str, max_download_size: int | None, quiet: bool) -> None:
 @_MAX_DOWNLOAD
 @_upscale_options
 @_interp_options
+@_ORDER
 @_job_options
 def plan_command(input: str, interpolate: int | None, fps: Fraction | None, **kwargs: Any) -> None:
     """Show the job plan of an enhance (chunks, batches, steps and store keys) without running it.
 
-    Builds the plan from the probed input and the weights' checksums; no model is loaded. The
-    precision is the one the engines choose on --device (fp16 on CUDA, fp32 on the CPU)."""
+    Builds the plan from the probed input and the weights' checksums; no model is run. The
+    precision is the one the engines choose on --device (fp16 on CUDA; bf16 on CPUs with native
+    bf16 for models faithful in it; else fp32)."""
     from silkpurse_cli.planning import plan_for
 
     quiet, as_json, max_download_size = kwargs.pop("quiet"), kwargs.pop("as_json"), kwargs.pop("max_download_size")

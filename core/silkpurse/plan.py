@@ -12,6 +12,9 @@ The story of a job::
     upscale  each batch   -> the same frames, scaled
     interpolate batch j   -> the outputs it owns (needs frame 0 of batch j + 1)
     encode   chunk k      -> segment k (output frames [a', b'))
+
+    (``--order interpolate-first``: interpolate batch j from the decoded frames, then upscale
+    the output frames it owns; the encoder reads the upscaled batches.)
     join     all segments -> the output, with the source's audio, subtitles, chapters, metadata
 
 Every step names the store keys it reads and writes. A key names the bytes: it covers the
@@ -53,6 +56,9 @@ SPEECH_LEVELS = ("light", "normal", "strong")
 
 StageName = Literal["extract", "upscale", "interpolate", "encode", "speech", "join"]
 Precision = Literal["fp32", "fp16", "bf16"]
+#: Which model stage runs first when a job both upscales and interpolates.
+StageOrder = Literal["upscale-first", "interpolate-first"]
+STAGE_ORDERS: tuple[StageOrder, ...] = ("upscale-first", "interpolate-first")
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,11 @@ class JobOptions:
     """Loudness target of the cleaned track, LUFS (-16 online video, -23 broadcast)."""
     keep_original_audio: bool = False
     """Keep the original track as a second track after the cleaned one."""
+    order: StageOrder = "upscale-first"
+    """``upscale-first``: interpolate the upscaled frames (the flow is estimated at the output
+    size). ``interpolate-first``: interpolate at the source size, then upscale every output
+    frame (the flow network sees scale**2 fewer pixels; the upscaler runs once per output
+    frame). Only matters when a job does both; measured in docs/benchmarks.md."""
 
     def validate(self) -> None:
         if self.scale not in (1, 2, 3, 4):
@@ -103,6 +114,8 @@ class JobOptions:
                 f"--scene-threshold {self.scene_threshold} is impossible",
                 "use e.g. 0.12, or 1 to disable cut detection",
             )
+        if self.order not in STAGE_ORDERS:
+            raise OptionsError(f"--order {self.order!r} is not a stage order", "use upscale-first or interpolate-first")
         if self.clean_audio is not None and self.clean_audio not in SPEECH_LEVELS:
             raise OptionsError(f"--clean-audio {self.clean_audio!r} is not a level", "use light, normal or strong")
         if not -40 <= self.loudness <= -5:
@@ -239,8 +252,16 @@ class JobPlan:
     def speech_key(self) -> str:
         return validate_key(f"{self.job}/audio/speech-{self.stages['speech'].digest}.flac")
 
+    @property
+    def interpolates_first(self) -> bool:
+        """Both model stages run, the interpolator on the source frames (``--order interpolate-first``)."""
+        both = self.upscaler is not None and self.interpolator is not None
+        return both and self.options.order == "interpolate-first"
+
     def last_frame_stage(self) -> StageName:
         """The stage whose batches the encoder reads."""
+        if self.interpolates_first:
+            return "upscale"
         if self.interpolator is not None:
             return "interpolate"
         return "upscale" if self.upscaler is not None else "extract"
@@ -253,11 +274,14 @@ class JobPlan:
         w_in, h_in = self.size_in
         w_out, h_out = self.size_out
         frames_in = longest.end - longest.first + 1
+        frames_out = longest.out_end - longest.out_first
         total = frames_in * w_in * h_in * 3 * depth
+        if self.interpolates_first:  # source-size outputs, then each of them upscaled
+            return total + frames_out * (w_in * h_in + w_out * h_out) * 3 * depth
         if self.upscaler is not None:
             total += frames_in * w_out * h_out * 3 * depth
         if self.interpolator is not None:
-            total += (longest.out_end - longest.out_first) * w_out * h_out * 3 * depth
+            total += frames_out * w_out * h_out * 3 * depth
         return total
 
     # -- JSON -------------------------------------------------------------------------------
@@ -419,32 +443,30 @@ def _stage_params(
         },
         None,
     )
-    last = "extract"
+    model_stages: dict[StageName, dict[str, Any]] = {}
     if upscaler is not None:
-        add(
-            "upscale",
-            {
-                "model": asdict(upscaler),
-                "scale": options.scale,
-                "tile": options.tile,
-                "denoise_strength": options.denoise_strength,
-            },
-            stages[last].digest,
-        )
-        last = "upscale"
+        model_stages["upscale"] = {
+            "model": asdict(upscaler),
+            "scale": options.scale,
+            "tile": options.tile,
+            "denoise_strength": options.denoise_strength,
+        }
     if interpolator is not None:
-        add(
-            "interpolate",
-            {
-                "model": asdict(interpolator),
-                "rate_out": _rate(rate_out),
-                "rife_scale": options.rife_scale,
-                "scene_threshold": options.scene_threshold,
-                "frames_in": info.frame_count,
-            },
-            stages[last].digest,
-        )
-        last = "interpolate"
+        model_stages["interpolate"] = {
+            "model": asdict(interpolator),
+            "rate_out": _rate(rate_out),
+            "rife_scale": options.rife_scale,
+            "scene_threshold": options.scene_threshold,
+            "frames_in": info.frame_count,
+        }
+    order: list[StageName] = ["upscale", "interpolate"]
+    if len(model_stages) == 2 and options.order == "interpolate-first":
+        order.reverse()
+    last = "extract"
+    for stage in order:  # each stage's digest chains its upstream's: the order is in every key after it
+        if stage in model_stages:
+            add(stage, model_stages[stage], stages[last].digest)
+            last = stage
     encode = options.encode_options()
     add("encode", {**asdict(encode), "rate_out": _rate(rate_out)}, stages[last].digest)
     if options.clean_audio is not None:
@@ -463,7 +485,6 @@ def _stage_params(
 
 
 def _steps(plan: JobPlan) -> Iterator[Step]:
-    last_chunk = len(plan.chunks) - 1
     for chunk in plan.chunks:
         extract_id = f"{chunk.name}/extract"
         extract_keys = [plan.batch_key("extract", chunk, b) for b in chunk.batches]
@@ -480,6 +501,9 @@ def _steps(plan: JobPlan) -> Iterator[Step]:
         )
         frames_ids = [extract_id] * len(chunk.batches)
         frames_keys = extract_keys
+        if plan.interpolates_first:
+            yield from _interpolate_first_steps(plan, chunk, extract_id, extract_keys)
+            continue
         if plan.upscaler is not None:
             up_keys = [plan.batch_key("upscale", chunk, b) for b in chunk.batches]
             up_ids = [f"{chunk.name}/upscale/{b.name}" for b in chunk.batches]
@@ -523,6 +547,42 @@ def _steps(plan: JobPlan) -> Iterator[Step]:
             chunk.out_first,
             chunk.out_end - chunk.out_first,
         )
+    yield from _join_steps(plan)
+
+
+def _interpolate_first_steps(plan: JobPlan, chunk: Chunk, extract_id: str, extract_keys: list[str]) -> Iterator[Step]:
+    """A chunk with ``--order interpolate-first``: batch j is interpolated from the decoded
+    batches j and j + 1, its output frames are upscaled, and the segment is encoded from those."""
+    final_ids, final_keys = [], []
+    for j, batch in enumerate(chunk.owned):
+        has_next = j + 1 < len(chunk.batches)
+        inputs = tuple(extract_keys[j : j + 2]) if has_next else (extract_keys[j],)
+        outputs = timeline.outputs_of(batch.first, batch.end, plan.frames_in, plan.rate_in, plan.rate_out)
+        interp_id, interp_key = f"{chunk.name}/interpolate/{batch.name}", plan.batch_key("interpolate", chunk, batch)
+        yield Step(
+            interp_id, "interpolate", chunk.index, j, inputs, (interp_key,), (extract_id,), outputs.start, len(outputs)
+        )
+        up_id, up_key = f"{chunk.name}/upscale/{batch.name}", plan.batch_key("upscale", chunk, batch)
+        yield Step(
+            up_id, "upscale", chunk.index, j, (interp_key,), (up_key,), (interp_id,), outputs.start, len(outputs)
+        )
+        final_ids.append(up_id)
+        final_keys.append(up_key)
+    yield Step(
+        f"{chunk.name}/encode",
+        "encode",
+        chunk.index,
+        None,
+        tuple(final_keys),
+        (plan.segment_key(chunk),),
+        tuple(final_ids),
+        chunk.out_first,
+        chunk.out_end - chunk.out_first,
+    )
+
+
+def _join_steps(plan: JobPlan) -> Iterator[Step]:
+    last_chunk = len(plan.chunks) - 1
     inputs = tuple(plan.segment_key(c) for c in plan.chunks)
     needs = tuple(f"{c.name}/encode" for c in plan.chunks)
     if "speech" in plan.stages:  # the speech clean-up needs nothing from the video

@@ -10,6 +10,8 @@ tasks. The walker decides only the order, the overlap and how many calls are in 
 * a decoding thread yields each chunk's batches as they reach the store;
 * a dispatching thread submits each batch's upscale as it arrives, and the interpolation of
   batch j as soon as batches j and j + 1 are upscaled (never waiting for the rest of the video);
+  with ``--order interpolate-first``, the interpolation of batch j as soon as batches j and
+  j + 1 are decoded, and the upscale of its output frames after it;
 * encoders build each chunk's segment from its final batches as they are computed (up to
   ``Fanout.encode`` chunks at a time), then drop the chunk's batches, so the store holds a few
   chunks' batches at a time;
@@ -209,7 +211,7 @@ class PlanWalker:
         plan = self.plan
         self.reporter.stage("decode", plan.frames_in)
         if plan.upscaler is not None:
-            self.reporter.stage("upscale", plan.frames_in)
+            self.reporter.stage("upscale", plan.frames_out if plan.interpolates_first else plan.frames_in)
         if plan.interpolator is not None:
             self.reporter.stage("interpolate", plan.frames_out)
         self.reporter.stage("encode", plan.frames_out)
@@ -220,8 +222,9 @@ class PlanWalker:
         if not self.calls.segment_done(self.plan.segment_key(chunk)):
             return False
         self.counts.segments_resumed += 1
+        output_stages = ("interpolate", "encode", *(["upscale"] if self.plan.interpolates_first else []))
         for stage in ("decode", "upscale", "interpolate", "encode"):
-            frames = chunk.out_end - chunk.out_first if stage in ("interpolate", "encode") else chunk.end - chunk.first
+            frames = chunk.out_end - chunk.out_first if stage in output_stages else chunk.end - chunk.first
             self.reporter.advance(stage, frames, resumed=True)
         return True
 
@@ -244,6 +247,9 @@ class PlanWalker:
         interpolation once batches j and j + 1 are upscaled. Yields the future key of each
         chunk's final batches, in plan order."""
         plan = self.plan
+        if plan.interpolates_first:
+            yield from self._interpolated_first(extracted, upscalers, interpolators)
+            return
         position: dict[int, int] = {}
         upscaled: dict[tuple[int, int], Future[str]] = {}
         for chunk in extracted:
@@ -265,7 +271,25 @@ class PlanWalker:
                 if not batch.overlap:
                     yield chunk, _submit(interpolators, self._interpolate, chunk, j, this, None)
 
-    def _upscale(self, chunk: Chunk, j: int) -> str:
+    def _interpolated_first(
+        self, extracted: Iterator[Chunk], upscalers: ThreadPoolExecutor, interpolators: ThreadPoolExecutor
+    ) -> Iterator[tuple[Chunk, Future[str]]]:
+        """Dispatching with ``--order interpolate-first``: interpolate batch j once batches j and
+        j + 1 are decoded, then upscale its output frames. Yields the future key of each
+        chunk's final (upscaled) batches, in plan order."""
+        position: dict[int, int] = {}
+        decoded = _finished("")  # the extracted batches are in the store already
+        for chunk in extracted:
+            j = position[chunk.index] = position.get(chunk.index, -1) + 1
+            batch, last = chunk.batches[j], j == len(chunk.batches) - 1
+            for k in ([j - 1] if j > 0 else []) + ([j] if last and not batch.overlap else []):
+                interpolated = _submit(interpolators, self._interpolate, chunk, k, decoded, None)
+                yield chunk, _submit(upscalers, self._upscale, chunk, k, interpolated)
+
+    def _upscale(self, chunk: Chunk, j: int, after: Future[str] | None = None) -> str:
+        """Upscale batch j (with ``--order interpolate-first``, once its interpolation ``after`` is done)."""
+        if after is not None:
+            after.result()
         step = self.plan.step(f"{chunk.name}/upscale/{chunk.batches[j].name}")
         result = self.calls.upscale(tasks.upscale_task(self.plan, step))
         self._count(result.resumed)
