@@ -14,8 +14,11 @@ options). Besides its work method it offers:
 
 from __future__ import annotations
 
+import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -38,6 +41,25 @@ def precision_of(dtype: torch.dtype) -> Precision:
         if known == dtype:
             return name  # type: ignore[return-value]
     raise OptionsError(f"unsupported compute dtype {dtype}", "use fp32, fp16 or bf16")
+
+
+#: One network computes at a time on the CPU in a process. Each call already spreads over every
+#: core (torch's intra-op threads); two engines computing at once (the walker overlaps the
+#: upscale of batch j + 1 with the interpolation of batch j) would run two OpenMP teams on the
+#: same cores, which spin and evict each other's caches.
+_CPU_COMPUTE = threading.Lock()
+
+
+@contextmanager
+def compute_slot(device: torch.device) -> Iterator[None]:
+    """Hold the process's CPU compute slot while a network runs on the CPU (no-op on CUDA),
+    under ``torch.inference_mode()``."""
+    if device.type == "cpu":
+        with _CPU_COMPUTE, torch.inference_mode():
+            yield
+    else:
+        with torch.inference_mode():
+            yield
 
 
 def cpu_has_native_bf16() -> bool:

@@ -36,7 +36,16 @@ from silkpurse.device import resolve_device
 from silkpurse.errors import InputError, OptionsError
 from silkpurse.nn.accel import Accelerated, Backend, Builder, TensorRTCache, check_backend
 from silkpurse.nn.architecture import load_model
-from silkpurse.nn.engine import DTYPES, FrameSize, ModelEngine, Precision, choose_precision, open_weights, warm_up_size
+from silkpurse.nn.engine import (
+    DTYPES,
+    FrameSize,
+    ModelEngine,
+    Precision,
+    choose_precision,
+    compute_slot,
+    open_weights,
+    warm_up_size,
+)
 from silkpurse.settings import get_settings
 from silkpurse_interpolator.archs import flow_multiple
 
@@ -225,7 +234,7 @@ class Interpolator(ModelEngine):
             else:
                 jobs.append((k, a, b, te))
         if jobs:
-            with torch.inference_mode():
+            with compute_slot(self._device):
                 results = self._run(frames, jobs)
             for k, frame in results.items():
                 out[k] = frame

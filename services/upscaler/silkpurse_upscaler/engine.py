@@ -41,6 +41,7 @@ from silkpurse.nn.engine import (
     ModelEngine,
     Precision,
     choose_precision,
+    compute_slot,
     open_weights,
     warm_up_size,
 )
@@ -217,7 +218,7 @@ class Upscaler(ModelEngine):
             out[starts[i] : starts[i] + len(result)] = result
 
         started = time.perf_counter()
-        with torch.inference_mode():
+        with compute_slot(self._device):
             # On CUDA uploads, the network and downloads of consecutive forward batches overlap
             # (silkpurse.nn.transfer); on the CPU this is a plain loop.
             run_batches(
