@@ -4,6 +4,8 @@ for families that stay faithful in it, fp32 elsewhere."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -12,6 +14,8 @@ from silkpurse.errors import OptionsError
 from silkpurse.nn import engine
 from silkpurse.nn.architecture import ModelDescriptor
 from silkpurse.nn.engine import choose_precision
+from silkpurse.plan import JobOptions
+from silkpurse_cli.embedded import Pipeline, RunOptions
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -77,3 +81,21 @@ def test_impossible_precisions_are_option_errors() -> None:
         choose_precision(CPU, family(bf16_faithful=True), "fp16")
     with pytest.raises(OptionsError, match="unknown precision"):
         choose_precision(CPU, family(bf16_faithful=True), "int8")  # type: ignore[arg-type]
+
+
+def test_the_job_option_names_the_precision_of_both_models_and_their_keys(
+    clip_with_audio: Path, tmp_path: Path
+) -> None:
+    plans = {
+        precision: Pipeline(
+            clip_with_audio, tmp_path / "out.mp4", JobOptions(precision=precision), RunOptions(device="cpu")
+        ).plan
+        for precision in (None, "fp32")
+    }
+    expected = "bf16" if engine.cpu_has_native_bf16() else "fp32"
+    assert plans[None].upscaler and plans[None].upscaler.precision == expected
+    assert plans["fp32"].upscaler and plans["fp32"].interpolator
+    assert plans["fp32"].upscaler.precision == plans["fp32"].interpolator.precision == "fp32"
+    assert (plans[None].job == plans["fp32"].job) == (expected == "fp32")
+    with pytest.raises(OptionsError, match="fp16 is not supported on the CPU"):
+        Pipeline(clip_with_audio, tmp_path / "out.mp4", JobOptions(precision="fp16"), RunOptions(device="cpu"))

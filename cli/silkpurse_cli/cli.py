@@ -185,6 +185,11 @@ _JOB_OPTIONS = [
         help="Input frames per chunk at most; the work directory holds about two chunks [default: 300].",
     ),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Compute device [default: auto]."),
+    click.option(
+        "--precision",
+        type=click.Choice(["fp32", "fp16", "bf16"]),
+        help="Model precision [default: fp16 on CUDA; bf16 on CPUs with native bf16 where faithful; else fp32].",
+    ),
     click.option("--keep-work", is_flag=True, help="Keep the work directory of batches after success."),
     click.option("--work-dir", type=click.Path(path_type=Path), help="Where batches are kept between stages."),
     click.option("--quiet", "-q", is_flag=True, help="No progress output."),
@@ -392,6 +397,7 @@ def upscale(input: Path, **kwargs: Any) -> None:
             device=kwargs["device"] or "auto",
             tile=kwargs["tile"],
             denoise_strength=kwargs["denoise_strength"],
+            precision=kwargs["precision"],
         )
         _image_done(output, {"input": str(input), "model": model, "scale": kwargs["scale"]}, kwargs)
         return
@@ -425,6 +431,7 @@ def interpolate(
             model=model,
             device=kwargs["device"] or "auto",
             rife_scale=kwargs["rife_scale"],
+            precision=kwargs["precision"],
         )
         _image_done(output, {"inputs": [str(p) for p in inputs], "model": model, "t": timestep}, kwargs)
         return

@@ -157,13 +157,14 @@ def _load_upscaler(options: JobOptions, device: str) -> Upscaler:
         device=device,
         tile=options.tile,
         denoise_strength=options.denoise_strength,
+        precision=options.precision,
     )
 
 
 def _load_interpolator(options: JobOptions, device: str) -> Interpolator:
     from silkpurse_interpolator.engine import Interpolator
 
-    return Interpolator(options.interp_model, device=device, rife_scale=options.rife_scale)
+    return Interpolator(options.interp_model, device=device, rife_scale=options.rife_scale, precision=options.precision)
 
 
 @contextmanager

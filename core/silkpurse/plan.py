@@ -86,6 +86,10 @@ class JobOptions:
     """Loudness target of the cleaned track, LUFS (-16 online video, -23 broadcast)."""
     keep_original_audio: bool = False
     """Keep the original track as a second track after the cleaned one."""
+    precision: Precision | None = None
+    """The models' compute precision; ``None``: the engines' choice (fp16 on CUDA, bf16 on CPUs
+    with native bf16 for families faithful in it, else fp32). The plan's ``ModelRef`` carries
+    the precision actually used, and the keys with it."""
     order: StageOrder = "upscale-first"
     """``upscale-first``: interpolate the upscaled frames (the flow is estimated at the output
     size). ``interpolate-first``: interpolate at the source size, then upscale every output
@@ -114,6 +118,8 @@ class JobOptions:
                 f"--scene-threshold {self.scene_threshold} is impossible",
                 "use e.g. 0.12, or 1 to disable cut detection",
             )
+        if self.precision not in (None, "fp32", "fp16", "bf16"):
+            raise OptionsError(f"--precision {self.precision!r} is not a precision", "use fp32, fp16 or bf16")
         if self.order not in STAGE_ORDERS:
             raise OptionsError(f"--order {self.order!r} is not a stage order", "use upscale-first or interpolate-first")
         if self.clean_audio is not None and self.clean_audio not in SPEECH_LEVELS:

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.services.conftest import FlowWorker, Services
 
 from silkpurse.plan import JobOptions
-from tests.services.conftest import FlowWorker, Services
 
 pytestmark = pytest.mark.slow
 

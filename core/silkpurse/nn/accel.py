@@ -157,7 +157,7 @@ class TensorRTCache:
                 min_block_size=1,
             )
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".partial")
+            partial = path.with_name(f"{path.stem}.partial{path.suffix}")  # keeps the .ep suffix savers expect
             torch_tensorrt.save(trt, str(partial), output_format="exported_program", inputs=list(inputs))
             partial.replace(path)  # a crash mid-save leaves no half engine under the real name
             return trt  # type: ignore[no-any-return]

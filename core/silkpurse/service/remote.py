@@ -79,6 +79,12 @@ def plan_for_replicas(info: VideoInfo, input_sha256: str, options: JobOptions, s
         {"scale": options.scale, "tile": options.tile, "denoise_strength": options.denoise_strength},
     )
     _check_replica("interpolator", interpolator, options.interp_model, {"rife_scale": options.rife_scale})
+    for stage, replica in (("upscaler", upscaler), ("interpolator", interpolator)):
+        if replica is not None and options.precision not in (None, replica.model.precision):
+            raise OptionsError(
+                f"the {stage} service runs {replica.model.precision}, but this job asks for {options.precision}",
+                f"drop --precision, or start {stage} replicas with that precision",
+            )
     return build_plan(
         info,
         input_sha256,
