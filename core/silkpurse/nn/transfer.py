@@ -80,6 +80,19 @@ class PinnedPool:
         self._turn.clear()
 
 
+def upload(frames: np.ndarray, device: torch.device, pool: PinnedPool) -> torch.Tensor:
+    """``frames`` on ``device``: a view on the CPU; on CUDA a non-blocking copy from a pinned
+    buffer on the current stream (work queued after it on that stream sees the frames)."""
+    if device.type != "cuda":
+        return from_host(frames)
+    staged = pool.take("up", frames.shape, _torch_dtype(frames.dtype))
+    staged.tensor.numpy()[...] = frames
+    on_device = staged.tensor.to(device, non_blocking=True)
+    staged.done = torch.cuda.Event()
+    staged.done.record(torch.cuda.current_stream(device))
+    return on_device
+
+
 def run_batches(
     device: torch.device,
     batches: Sequence[np.ndarray],

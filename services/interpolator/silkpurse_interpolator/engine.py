@@ -46,6 +46,7 @@ from silkpurse.nn.engine import (
     open_weights,
     warm_up_size,
 )
+from silkpurse.nn.transfer import PinnedPool, upload
 from silkpurse.settings import get_settings
 from silkpurse_interpolator.archs import flow_multiple
 
@@ -140,6 +141,7 @@ class Interpolator(ModelEngine):
         # Every network call has this many pairs (padded), so results never depend on grouping
         # (see the module docs). CPU: 1 (larger batches are slower there); CUDA: see DEFAULT.
         self.micro_batch = micro_batch or (CUDA_MICRO_BATCH if torch_device.type == "cuda" else 1)
+        self._pinned = PinnedPool()
         self._forward = Accelerated(
             _Bound(self.module, self.rife_scale), self._backend, builder=self._tensorrt_builder()
         )
@@ -307,10 +309,8 @@ class Interpolator(ModelEngine):
     def _to_tensor(self, frame: np.ndarray, scale_max: float, pad: tuple[int, int, int, int]) -> torch.Tensor:
         # uint16 has no arithmetic in torch; widen on the host (cheap next to the network).
         host = frame if frame.dtype == np.uint8 else frame.astype(np.int32)
-        if not (host.flags.writeable and host.flags.c_contiguous):
-            # Batches decoded from the store are read-only views; torch wants its own memory.
-            host = np.array(host, order="C")
-        x = torch.from_numpy(host).to(self.device, non_blocking=True)
+        # On CUDA from a pinned buffer without blocking the host (silkpurse.nn.transfer).
+        x = upload(host, self.device, self._pinned).to(self.device)
         x = x.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / scale_max
         if any(pad):
             # Zero padding, as the upstream inference scripts do (the weights expect it).
