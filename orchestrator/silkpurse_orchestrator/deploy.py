@@ -15,7 +15,6 @@ def limit_sizes(settings: Settings) -> dict[str, int]:
     """Each stage's global concurrency limit: what its replicas take at once (model replicas
     ``calls_per_replica`` each, so one call waits queued behind the running one)."""
     addresses = {
-        "extractor": settings.extractor_addr,
         "upscaler": settings.upscaler_addr,
         "interpolator": settings.interpolator_addr,
         "encoder": settings.encoder_addr,

@@ -13,8 +13,9 @@ finished batch and segment is found in the store and not computed again.
 Parameters mirror ``silkpurse enhance``'s options, typed, so the Prefect UI shows a form.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Prefect builds the parameters form from the real types.
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -121,7 +122,7 @@ def run_job(
     input_key = input_key_of(input_sha256, source)
     if not store.exists(input_key):
         store.upload(input_key, source)
-    store.put(f"{plan.job}/plan.json", plan.to_json().encode())  # the plan by reference
+    store.put(f"{plan.job}/plan.json", json.dumps(plan.to_json()).encode())  # the plan by reference
     remote = RemoteStages(services, store, plan.job, input_key, output_key_of(plan.job, destination.name))
     stages = FlowStages(remote)
     reporter = FlowReporter()
@@ -144,7 +145,7 @@ class Destination:
         self._local: Path | None = None
 
     @classmethod
-    def parse(cls, uri: str, settings: Settings) -> Destination:
+    def parse(cls, uri: str, settings: Settings) -> "Destination":
         scheme = url_scheme(uri)
         if scheme is None:
             return cls(uri, settings, bucket=None, key=None, path=Path(uri))
