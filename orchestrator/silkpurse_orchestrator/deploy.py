@@ -32,7 +32,7 @@ def set_limits(settings: Settings) -> dict[str, int]:
     return sizes
 
 
-def serve(*, runs: int) -> None:
+def serve(*, runs: int, webserver: bool = False) -> None:
     """Serve ``enhance-video/default`` from this process: Prefect UI runs and ``prefect
     deployment run`` start here, each flow run in its own subprocess (``runs`` at a time)."""
     enhance_video.serve(
@@ -40,4 +40,5 @@ def serve(*, runs: int) -> None:
         limit=runs,
         description="Enhance a recording through the silkpurse services (see docs/orchestration.md).",
         tags=["silkpurse"],
+        webserver=webserver,
     )
