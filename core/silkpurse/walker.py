@@ -167,9 +167,11 @@ class PlanWalker:
                 if speech is not None:
                     speech.result()
         finally:
+            # Done, or failed/interrupted: drop what has not started and do not wait for a model
+            # call in flight (Ctrl-C returns at once; the interpreter joins those threads at exit).
             self._stopping.set()
             for pool in (upscalers, interpolators):
-                pool.shutdown(wait=True, cancel_futures=True)
+                pool.shutdown(wait=False, cancel_futures=True)
         report = self.calls.join(tasks.join_task(plan, plan.step("join"), self.info), output)
         if not self.keep_work:
             self.calls.drop(plan.job)
