@@ -94,6 +94,8 @@ class Run:
     """Upscale calls a replica refused with RESOURCE_EXHAUSTED (retried by the channel)."""
     upscaler_slots: dict[str, float] = field(default_factory=dict)
     """The flow's ``silkpurse-upscaler`` slots (:class:`PrefectConcurrencyTimer`)."""
+    progress_updates: dict[str, float] = field(default_factory=dict)
+    """The flow's progress artifact updates, made under the walker's lock (:class:`ProgressTimer`)."""
 
 
 def start_prefect(root: Path, *, services: bool = True) -> PrefectServer:
@@ -227,6 +229,38 @@ class PrefectConcurrencyTimer:
         return summary
 
 
+class ProgressTimer:
+    """Times the flow's progress artifact updates (``FlowReporter.publish_progress``, one
+    Prefect API call at most once a second), which the walker makes while holding its lock
+    (``PlanWalker._advance``): every walker thread that finishes a call waits for it. Wraps the
+    method with a clock and changes nothing it does."""
+
+    def __init__(self) -> None:
+        from silkpurse_orchestrator.report import FlowReporter
+
+        self.samples: list[float] = []
+        publish = FlowReporter.publish_progress
+
+        def timed(reporter: Any) -> None:
+            started = time.perf_counter()
+            try:
+                publish(reporter)
+            finally:
+                self.samples.append(time.perf_counter() - started)
+
+        FlowReporter.publish_progress = timed  # type: ignore[method-assign]
+
+    def take(self) -> dict[str, float]:
+        samples, self.samples = self.samples, []
+        ms = [1000 * v for v in samples]
+        return {
+            "n": len(ms),
+            "median_ms": round(statistics.median(ms), 1) if ms else 0.0,
+            "max_ms": round(max(ms), 1) if ms else 0.0,
+            "total_s": round(sum(samples), 3),
+        }
+
+
 def task_runs(flow_run_id: Any, expected: int, wait_s: float = 20.0) -> list[Any]:
     """The flow run's finished task runs, once the server has recorded at least ``expected``
     (task runs reach the server as events, a little after the flow returns)."""
@@ -255,6 +289,7 @@ def run_one(
     calls_per_replica: int,
     limits: str,
     timer: PrefectConcurrencyTimer,
+    progress: ProgressTimer,
     replicas: list[Server],
     root: Path,
     flow_env: dict[str, str],
@@ -280,6 +315,7 @@ def run_one(
     else:
         _delete_limits()
     timer.take()
+    progress.take()
     busy_before = [busy_seconds(r) for r in used]
     exhausted_before = sum(exhausted(r) for r in used)
     started_wall, started = time.time(), time.perf_counter()
@@ -337,6 +373,7 @@ def run_one(
         },
         exhausted_calls=int(sum(exhausted(r) for r in used) - exhausted_before),
         upscaler_slots=timer.take(),
+        progress_updates=progress.take(),
     )
     if not args.no_prefect_services:  # without its services the server records no task runs
         _task_evidence(run, state.state_details.flow_run_id, calls, phase_end)
@@ -501,15 +538,18 @@ def _run_all(
         print(f"services ready in {time.perf_counter() - started:.1f} s ({len(replicas)} fixed-latency replicas)")
         flow_env = {k: v for k, v in env.items() if k.startswith("SILKPURSE_")}
         flow_env.update({f"SILKPURSE_{s.upper()}_ADDR": servers[s].address for s in servers})
-        timer = PrefectConcurrencyTimer("silkpurse-upscaler")
+        timer, progress = PrefectConcurrencyTimer("silkpurse-upscaler"), ProgressTimer()
         runs = []
         for calls, limits in variants:
             for k in counts:
-                run = run_one(k, calls, limits, timer, replicas, root, flow_env, args)
+                run = run_one(k, calls, limits, timer, progress, replicas, root, flow_env, args)
+                updates = run.progress_updates
                 print(
                     f"K={k} calls/replica={calls} limits={limits}: {run.batches} batches in {run.phase_s:.2f} s "
                     f"({run.frames_per_s:.1f} frames/s), utilisation {run.utilisation:.1%}, flow {run.flow_s:.1f} s, "
-                    f"upscaler slot wait median {run.upscaler_slots.get('acquire_median_ms', 0):.0f} ms",
+                    f"upscaler slot wait median {run.upscaler_slots.get('acquire_median_ms', 0):.0f} ms, "
+                    f"progress updates {updates.get('n', 0):.0f} x median {updates.get('median_ms', 0):.0f} ms "
+                    f"(max {updates.get('max_ms', 0):.0f})",
                     flush=True,
                 )
                 runs.append(run)
