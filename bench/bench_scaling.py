@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -50,6 +51,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from prefect_server import START_TIMEOUT_S, PrefectServer, configure, healthy  # noqa: E402
 
+_OWN_PREFECT_HOME = "SILKPURSE_TEST_PREFECT_PORT" not in os.environ  # configure() makes a fresh one
 configure()  # PREFECT_* must be set before prefect is first imported
 
 from fixed_latency import model_name  # noqa: E402
@@ -496,6 +498,8 @@ def main() -> None:
                 runs = _run_all(root, s3, counts, variants, args)
         finally:
             prefect.stop()
+            if _OWN_PREFECT_HOME:
+                shutil.rmtree(os.environ["PREFECT_HOME"], ignore_errors=True)
     total_s = time.perf_counter() - began
     for calls, limits in variants:
         same = [r for r in runs if (r.calls_per_replica, r.limits) == (calls, limits)]
