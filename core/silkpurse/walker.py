@@ -358,8 +358,7 @@ class PlanWalker:
                 self.counts.batches_computed += 1
 
     def _advance(self, stage: str, frames: int, *, resumed: bool = False) -> None:
-        with self._lock:
-            self.reporter.advance(stage, frames, resumed=resumed)
+        self.reporter.advance(stage, frames, resumed=resumed)  # reporters are thread-safe
 
 
 def _submit(pool: ThreadPoolExecutor, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
