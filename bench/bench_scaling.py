@@ -9,8 +9,9 @@ the real store, with an engine that takes ``--latency`` seconds per batch, sleep
 else is real: one SeaweedFS S3 server, one Prefect server, the extractor and encoder services
 (``silkpurse serve``), the interpolator too when ``--interpolate`` > 1, and the real flow
 (``enhance_video(...)`` called in this process, a flow run on the Prefect server) with
-``SILKPURSE_UPSCALER_ADDR`` listing the K replicas and the global concurrency limits sized by
-``silkpurse_orchestrator.deploy.set_limits``.
+``SILKPURSE_UPSCALER_ADDR`` listing the K replicas. The flow takes no Prefect concurrency slot
+per call (since 836d08e); the walker's fan-out (K x ``--calls-per-replica`` calls in flight)
+bounds the run.
 
 Each K runs its own synthetic clip (64x48 testsrc2, K x ``--batches-per-replica`` batches, so
 every replica sees the same number of batches and each K is a different job). Per K:
@@ -21,13 +22,14 @@ every replica sees the same number of batches and each K is a different job). Pe
 * utilisation: the replicas' busy seconds (their ``silkpurse_batch_seconds`` sums: the stage
   entry point, store read and write included) over K x the phase (target >= 90 %);
 * where the rest went: per replica idle gaps, the flow's task runs (Prefect's own start and
-  end of each upscale task run against the replica's start and end of its call), extraction.
+  end of each upscale task run against the replica's start and end of its call), extraction,
+  calls refused by a full replica (RESOURCE_EXHAUSTED), the progress artifact updates (made by
+  the reporter's own thread, timed).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -36,9 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,9 +66,6 @@ TARGET_UTILISATION = 0.9
 class Run:
     replicas: int
     calls_per_replica: int
-    limits: str
-    """``sized``: the stages' global concurrency limits set by ``set_limits``; ``absent``: none on
-    the server; ``skipped``: an experiment, no slot taken per call (:func:`_per_call_slots`)."""
     frames: int
     batches: int
     flow_s: float
@@ -94,10 +91,8 @@ class Run:
     end to Prefect's end (after), medians and 90th percentiles, in ms."""
     exhausted_calls: int = 0
     """Upscale calls a replica refused with RESOURCE_EXHAUSTED (retried by the channel)."""
-    upscaler_slots: dict[str, float] = field(default_factory=dict)
-    """The flow's ``silkpurse-upscaler`` slots (:class:`PrefectConcurrencyTimer`)."""
     progress_updates: dict[str, float] = field(default_factory=dict)
-    """The flow's progress artifact updates, made under the walker's lock (:class:`ProgressTimer`)."""
+    """The flow's progress artifact updates (:class:`ProgressTimer`)."""
 
 
 def start_prefect(root: Path, *, services: bool = True) -> PrefectServer:
@@ -171,71 +166,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-class PrefectConcurrencyTimer:
-    """Times the flow's global concurrency slots for the upscaler, in this process: how long
-    each ``concurrency("silkpurse-upscaler")`` waited to acquire its slot and to release it, and
-    the server round trip of each acquisition request. It wraps Prefect's own functions with a
-    clock and changes nothing they do."""
-
-    def __init__(self, name: str) -> None:
-        import prefect.concurrency._sync as sync
-        from prefect.client.orchestration import PrefectClient
-
-        self.name = name
-        self.samples: dict[str, list[float]] = {"acquire": [], "release": [], "request": []}
-        self._lock = threading.Lock()
-        self._leases: dict[Any, list[str]] = {}
-        acquire, release = sync.acquire_concurrency_slots_with_lease, sync.release_concurrency_slots_with_lease
-        request = PrefectClient.increment_concurrency_slots_with_lease
-
-        def timed_acquire(names: list[str], *args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            response = acquire(names, *args, **kwargs)
-            self._add("acquire", names, time.perf_counter() - started)
-            self._leases[getattr(response, "lease_id", None)] = names
-            return response
-
-        def timed_release(lease_id: Any) -> None:
-            started = time.perf_counter()
-            try:
-                release(lease_id)
-            finally:
-                self._add("release", self._leases.pop(lease_id, []), time.perf_counter() - started)
-
-        async def timed_request(client: Any, *args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return await request(client, *args, **kwargs)
-            finally:
-                self._add("request", kwargs.get("names", args[0] if args else []), time.perf_counter() - started)
-
-        sync.acquire_concurrency_slots_with_lease = timed_acquire
-        sync.release_concurrency_slots_with_lease = timed_release
-        PrefectClient.increment_concurrency_slots_with_lease = timed_request  # type: ignore[method-assign]
-
-    def _add(self, kind: str, names: list[str], seconds: float) -> None:
-        if self.name in names:
-            with self._lock:
-                self.samples[kind].append(seconds)
-
-    def take(self) -> dict[str, float]:
-        """Medians, 90th percentiles and counts since the last call, in ms."""
-        with self._lock:
-            samples, self.samples = self.samples, {k: [] for k in self.samples}
-        summary: dict[str, float] = {}
-        for kind, values in samples.items():
-            ms = [1000 * v for v in values]
-            summary[f"{kind}_n"] = len(ms)
-            summary[f"{kind}_median_ms"] = round(statistics.median(ms), 1) if ms else 0.0
-            summary[f"{kind}_p90_ms"] = round(percentile(ms, 0.9), 1)
-        return summary
-
-
 class ProgressTimer:
     """Times the flow's progress artifact updates (``FlowReporter.publish_progress``, one
-    Prefect API call at most once a second), which the walker makes while holding its lock
-    (``PlanWalker._advance``): every walker thread that finishes a call waits for it. Wraps the
-    method with a clock and changes nothing it does."""
+    Prefect API call about once a second, from the reporter's own thread since 836d08e, so no
+    stage call waits for it; they still share the flow process's 2 cores). Wraps the method
+    with a clock and changes nothing it does."""
 
     def __init__(self) -> None:
         from silkpurse_orchestrator.report import FlowReporter
@@ -289,49 +224,39 @@ def task_runs(flow_run_id: Any, expected: int, wait_s: float = 20.0) -> list[Any
 def run_one(
     k: int,
     calls_per_replica: int,
-    limits: str,
-    timer: PrefectConcurrencyTimer,
     progress: ProgressTimer,
     replicas: list[Server],
     root: Path,
     flow_env: dict[str, str],
     args: argparse.Namespace,
 ) -> Run:
-    from silkpurse_orchestrator.deploy import set_limits
     from silkpurse_orchestrator.flow import enhance_video
 
     from silkpurse.settings import get_settings
 
     used = replicas[:k]
     frames = k * args.batches_per_replica * args.batch_size
-    name = f"k{k}-c{calls_per_replica}-{limits}"
+    name = f"k{k}-c{calls_per_replica}"
     clip = make_clip(root / f"clip-{name}.mp4", frames, args.width, args.height)
     os.environ.update(flow_env)
     os.environ["SILKPURSE_UPSCALER_ADDR"] = ",".join(r.address for r in used)
     os.environ["SILKPURSE_CALLS_PER_REPLICA"] = str(calls_per_replica)
     os.environ["SILKPURSE_WORK_DIR"] = str(root / f"flow-work-{name}")
     get_settings.cache_clear()  # the flow reads its settings from the environment
-    settings = get_settings()
-    if limits == "sized":
-        set_limits(settings)
-    else:
-        _delete_limits()
-    timer.take()
     progress.take()
     busy_before = [busy_seconds(r) for r in used]
     exhausted_before = sum(exhausted(r) for r in used)
     started_wall, started = time.time(), time.perf_counter()
-    with _per_call_slots(skipped=limits == "skipped"):
-        state = enhance_video(
-            input=str(clip),
-            output=str(root / f"out-{name}.mp4"),
-            scale=2,
-            upscale_model=model_name(args.latency),
-            interpolate=args.interpolate,
-            batch_size=args.batch_size,
-            chunk_frames=args.chunk_frames,
-            return_state=True,
-        )
+    state = enhance_video(
+        input=str(clip),
+        output=str(root / f"out-{name}.mp4"),
+        scale=2,
+        upscale_model=model_name(args.latency),
+        interpolate=args.interpolate,
+        batch_size=args.batch_size,
+        chunk_frames=args.chunk_frames,
+        return_state=True,
+    )
     flow_s = time.perf_counter() - started
     result = state.result()
     job = result["job"]
@@ -352,7 +277,6 @@ def run_one(
     run = Run(
         replicas=k,
         calls_per_replica=calls_per_replica,
-        limits=limits,
         frames=upscaled,
         batches=len(calls),
         flow_s=round(flow_s, 3),
@@ -374,41 +298,11 @@ def run_one(
             "tail_s": round(sum(tail), 3),
         },
         exhausted_calls=int(sum(exhausted(r) for r in used) - exhausted_before),
-        upscaler_slots=timer.take(),
         progress_updates=progress.take(),
     )
     if not args.no_prefect_services:  # without its services the server records no task runs
         _task_evidence(run, state.state_details.flow_run_id, calls, phase_end)
     return run
-
-
-def _delete_limits() -> None:
-    from prefect import get_client
-    from prefect.exceptions import ObjectNotFound
-    from silkpurse_orchestrator.stages import LIMITS
-
-    with get_client(sync_client=True) as client:
-        for name in LIMITS.values():
-            with contextlib.suppress(ObjectNotFound):  # not there: nothing to delete
-                client.delete_global_concurrency_limit_by_name(name)
-
-
-@contextlib.contextmanager
-def _per_call_slots(*, skipped: bool) -> Iterator[None]:
-    """``skipped``, an experiment and not how the flow runs: the flow's per-call
-    ``concurrency(...)`` (silkpurse_orchestrator.stages) does nothing in this process, so the
-    run shows what the task runs cost without a slot per call."""
-    if not skipped:
-        yield
-        return
-    from silkpurse_orchestrator import stages
-
-    taken = stages.concurrency
-    stages.concurrency = lambda *args, **kwargs: contextlib.nullcontext()  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        stages.concurrency = taken
 
 
 def _task_evidence(run: Run, flow_run_id: Any, calls: list[dict[str, Any]], phase_end: float) -> None:
@@ -441,16 +335,17 @@ def print_table(runs: list[Run], latency: float) -> None:
     print(f"\nfixed latency {latency:g} s per batch; targets: ratio >= {TARGET_SPEEDUP_RATIO}, "
           f"utilisation >= {TARGET_UTILISATION:.0%}")  # fmt: skip
     print(
-        f"{'K':>2} {'calls/rep':>9} {'limits':>6} {'batches':>7} {'phase s':>7} {'frames/s':>8} {'speed-up':>8} "
-        f"{'ratio':>5} {'util':>6} {'flow s':>6} {'slot wait ms':>12} {'request ms':>10} {'release ms':>10}"
+        f"{'K':>2} {'calls/rep':>9} {'batches':>7} {'phase s':>7} {'frames/s':>8} {'speed-up':>8} {'ratio':>5} "
+        f"{'util':>6} {'flow s':>6} {'1st call s':>10} {'gaps s':>6} {'lead-in s':>9} {'tail s':>6} "
+        f"{'before ms':>9} {'extract s':>9} {'refused':>7}"
     )
     for r in runs:
-        slots = r.upscaler_slots
         print(
-            f"{r.replicas:>2} {r.calls_per_replica:>9} {r.limits:>6} {r.batches:>7} {r.phase_s:>7.2f} "
-            f"{r.frames_per_s:>8.2f} {r.speedup:>8.2f} {r.ratio:>5.2f} {r.utilisation:>6.1%} {r.flow_s:>6.1f} "
-            f"{slots.get('acquire_median_ms', 0):>12.0f} {slots.get('request_median_ms', 0):>10.0f} "
-            f"{slots.get('release_median_ms', 0):>10.0f}"
+            f"{r.replicas:>2} {r.calls_per_replica:>9} {r.batches:>7} {r.phase_s:>7.2f} {r.frames_per_s:>8.2f} "
+            f"{r.speedup:>8.2f} {r.ratio:>5.2f} {r.utilisation:>6.1%} {r.flow_s:>6.1f} {r.first_call_after_s:>10.2f} "
+            f"{r.idle_gaps.get('between_calls_s', 0):>6.2f} {r.idle_gaps.get('lead_in_s', 0):>9.2f} "
+            f"{r.idle_gaps.get('tail_s', 0):>6.2f} {r.task_overhead.get('before_call_median_ms', 0):>9.0f} "
+            f"{r.extract_s:>9.2f} {r.exhausted_calls:>7}"
         )
 
 
@@ -459,12 +354,6 @@ def main() -> None:
     parser.add_argument("--replicas", default="1,2,4,8", help="Replica counts K to run, comma-separated.")
     parser.add_argument("--latency", type=float, default=0.4, help="Seconds per batch of the fixed-latency engine.")
     parser.add_argument("--calls-per-replica", default="2", help="SILKPURSE_CALLS_PER_REPLICA values, comma-separated.")
-    parser.add_argument(
-        "--limits",
-        default="sized",
-        help="Comma-separated: sized (set_limits, as deployed), absent (no global concurrency limits on the "
-        "server) and/or skipped (an experiment: no concurrency() call per task run, see _per_call_slots).",
-    )
     parser.add_argument(
         "--no-prefect-services",
         action="store_true",
@@ -479,13 +368,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="Write the runs and the setup here.")
     parser.add_argument("--keep", type=Path, default=None, help="Keep logs and traces in this folder.")
     args = parser.parse_args()
-    variants = [
-        (calls, limits)
-        for calls in (int(c) for c in args.calls_per_replica.split(","))
-        for limits in args.limits.split(",")
-    ]
-    if any(limits not in ("sized", "absent", "skipped") for _, limits in variants):
-        parser.error("--limits takes sized, absent and/or skipped")
+    variants = [int(c) for c in args.calls_per_replica.split(",")]
     counts = [int(k) for k in args.replicas.split(",")]
     load_before = os.getloadavg()
     began = time.perf_counter()
@@ -501,8 +384,8 @@ def main() -> None:
             if _OWN_PREFECT_HOME:
                 shutil.rmtree(os.environ["PREFECT_HOME"], ignore_errors=True)
     total_s = time.perf_counter() - began
-    for calls, limits in variants:
-        same = [r for r in runs if (r.calls_per_replica, r.limits) == (calls, limits)]
+    for calls in variants:
+        same = [r for r in runs if r.calls_per_replica == calls]
         base = next((r for r in same if r.replicas == 1), None)
         for r in same:
             if base is not None:
@@ -528,9 +411,7 @@ def main() -> None:
         )
 
 
-def _run_all(
-    root: Path, s3: Any, counts: list[int], variants: list[tuple[int, str]], args: argparse.Namespace
-) -> list[Run]:
+def _run_all(root: Path, s3: Any, counts: list[int], variants: list[int], args: argparse.Namespace) -> list[Run]:
     # The tests fail fast on a stopped S3 server; a benchmark on a busy machine waits instead.
     env = service_env(root, s3, SILKPURSE_S3_RETRIES="3", SILKPURSE_S3_TIMEOUT_S="30")
     stages = ["extractor", "encoder"] + (["interpolator"] if args.interpolate > 1 else [])
@@ -542,16 +423,16 @@ def _run_all(
         print(f"services ready in {time.perf_counter() - started:.1f} s ({len(replicas)} fixed-latency replicas)")
         flow_env = {k: v for k, v in env.items() if k.startswith("SILKPURSE_")}
         flow_env.update({f"SILKPURSE_{s.upper()}_ADDR": servers[s].address for s in servers})
-        timer, progress = PrefectConcurrencyTimer("silkpurse-upscaler"), ProgressTimer()
+        progress = ProgressTimer()
         runs = []
-        for calls, limits in variants:
+        for calls in variants:
             for k in counts:
-                run = run_one(k, calls, limits, timer, progress, replicas, root, flow_env, args)
+                run = run_one(k, calls, progress, replicas, root, flow_env, args)
                 updates = run.progress_updates
                 print(
-                    f"K={k} calls/replica={calls} limits={limits}: {run.batches} batches in {run.phase_s:.2f} s "
+                    f"K={k} calls/replica={calls}: {run.batches} batches in {run.phase_s:.2f} s "
                     f"({run.frames_per_s:.1f} frames/s), utilisation {run.utilisation:.1%}, flow {run.flow_s:.1f} s, "
-                    f"upscaler slot wait median {run.upscaler_slots.get('acquire_median_ms', 0):.0f} ms, "
+                    f"refused {run.exhausted_calls}, "
                     f"progress updates {updates.get('n', 0):.0f} x median {updates.get('median_ms', 0):.0f} ms "
                     f"(max {updates.get('max_ms', 0):.0f})",
                     flush=True,
