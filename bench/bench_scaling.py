@@ -89,6 +89,14 @@ class Run:
     task_overhead: dict[str, float] = field(default_factory=dict)
     """Per upscale task run: Prefect's start to the replica's call start (before), the call's
     end to Prefect's end (after), medians and 90th percentiles, in ms."""
+    starved: dict[str, float] = field(default_factory=dict)
+    """Replica idle time in the phase split by whether a batch was waiting for it: the
+    extractor's log says when each batch reached the store, the traces when its call started
+    (:func:`starvation`). ``idle_batch_ready_s``: a replica idle while some extracted batch had
+    not started anywhere (the flow issuing calls late); ``idle_nothing_ready_s``: idle with
+    every extracted batch started (extraction behind, or the job's end); ``all_idle_s``: phase
+    time with no replica computing; ``ready_to_start``: per batch, from the store to its call's
+    start, median and p90 in ms (with 2 calls per replica, one waits behind the other)."""
     exhausted_calls: int = 0
     """Upscale calls a replica refused with RESOURCE_EXHAUSTED (retried by the channel)."""
     progress_updates: dict[str, float] = field(default_factory=dict)
@@ -159,6 +167,51 @@ def exhausted(server: Server) -> float:
     return server.metric("silkpurse_calls_total", method="Upscale", code="RESOURCE_EXHAUSTED")
 
 
+def extracted_at(log: Path, job: str) -> dict[str, float]:
+    """When each of the job's batches reached the store, by its upscale step, from the
+    extractor's log (``"msg": "batch"``, logged after the write)."""
+    ready: dict[str, float] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        if '"batch"' not in line or job not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if entry.get("msg") == "batch" and entry.get("job") == job and not entry.get("resumed"):
+            chunk, batch = entry["step"].split("/")[0], Path(entry["key"]).name.split(".")[0]
+            ready[f"{chunk}/upscale/{batch}"] = datetime.fromisoformat(entry["ts"]).timestamp()
+    return ready
+
+
+def starvation(traces: list[list[dict[str, Any]]], ready: dict[str, float], step_s: float = 0.005) -> dict[str, float]:
+    """Idle replica time with and without a batch waiting for it (see :attr:`Run.starved`)."""
+    calls = [c for trace in traces for c in trace]
+    if not calls or not ready:
+        return {}
+    begin, end = min(c["start"] for c in calls), max(c["end"] for c in calls)
+    waiting = [(ready[c["step"]], c["start"]) for c in calls if c["step"] in ready]
+    with_work = without_work = all_idle = 0.0
+    t = begin
+    while t < end:
+        idle = sum(1 for trace in traces if not any(c["start"] <= t < c["end"] for c in trace))
+        pending = sum(1 for r, s in waiting if r <= t < s)
+        busy_anywhere = idle < len(traces)
+        with_work += min(idle, pending) * step_s
+        without_work += max(0, idle - pending) * step_s
+        all_idle += 0.0 if busy_anywhere else step_s
+        t += step_s
+    lags = [1000 * (s - r) for r, s in waiting]
+    return {
+        "matched": len(waiting),
+        "idle_batch_ready_s": round(with_work, 3),
+        "idle_nothing_ready_s": round(without_work, 3),
+        "all_idle_s": round(all_idle, 3),
+        "ready_to_start_median_ms": round(statistics.median(lags), 1) if lags else 0.0,
+        "ready_to_start_p90_ms": round(percentile(lags, 0.9), 1),
+    }
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -226,6 +279,7 @@ def run_one(
     calls_per_replica: int,
     progress: ProgressTimer,
     replicas: list[Server],
+    extractor: Server,
     root: Path,
     flow_env: dict[str, str],
     args: argparse.Namespace,
@@ -297,6 +351,7 @@ def run_one(
             "lead_in_s": round(sum(lead_in), 3),
             "tail_s": round(sum(tail), 3),
         },
+        starved=starvation(traces, extracted_at(extractor.log, job)),
         exhausted_calls=int(sum(exhausted(r) for r in used) - exhausted_before),
         progress_updates=progress.take(),
     )
@@ -337,7 +392,7 @@ def print_table(runs: list[Run], latency: float) -> None:
     print(
         f"{'K':>2} {'calls/rep':>9} {'batches':>7} {'phase s':>7} {'frames/s':>8} {'speed-up':>8} {'ratio':>5} "
         f"{'util':>6} {'flow s':>6} {'1st call s':>10} {'gaps s':>6} {'lead-in s':>9} {'tail s':>6} "
-        f"{'before ms':>9} {'extract s':>9} {'refused':>7}"
+        f"{'before ms':>9} {'extract s':>9} {'refused':>7} {'idle, batch ready s':>19} {'all idle s':>10}"
     )
     for r in runs:
         print(
@@ -345,7 +400,8 @@ def print_table(runs: list[Run], latency: float) -> None:
             f"{r.speedup:>8.2f} {r.ratio:>5.2f} {r.utilisation:>6.1%} {r.flow_s:>6.1f} {r.first_call_after_s:>10.2f} "
             f"{r.idle_gaps.get('between_calls_s', 0):>6.2f} {r.idle_gaps.get('lead_in_s', 0):>9.2f} "
             f"{r.idle_gaps.get('tail_s', 0):>6.2f} {r.task_overhead.get('before_call_median_ms', 0):>9.0f} "
-            f"{r.extract_s:>9.2f} {r.exhausted_calls:>7}"
+            f"{r.extract_s:>9.2f} {r.exhausted_calls:>7} {r.starved.get('idle_batch_ready_s', 0):>19.2f} "
+            f"{r.starved.get('all_idle_s', 0):>10.2f}"
         )
 
 
@@ -427,7 +483,7 @@ def _run_all(root: Path, s3: Any, counts: list[int], variants: list[int], args: 
         runs = []
         for calls in variants:
             for k in counts:
-                run = run_one(k, calls, progress, replicas, root, flow_env, args)
+                run = run_one(k, calls, progress, replicas, servers["extractor"], root, flow_env, args)
                 updates = run.progress_updates
                 print(
                     f"K={k} calls/replica={calls}: {run.batches} batches in {run.phase_s:.2f} s "
