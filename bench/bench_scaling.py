@@ -97,6 +97,11 @@ class Run:
     every extracted batch started (extraction behind, or the job's end); ``all_idle_s``: phase
     time with no replica computing; ``ready_to_start``: per batch, from the store to its call's
     start, median and p90 in ms (with 2 calls per replica, one waits behind the other)."""
+    encode_calls: list[dict[str, Any]] = field(default_factory=list)
+    """The job's EncodeSegment calls (encoder log): step, start and end from the phase's start,
+    and the upscale calls of the next chunk that started before this call ended (the walker
+    takes a chunk's batches from its dispatcher only once the previous chunk's encode call has
+    returned, with one encoder replica)."""
     exhausted_calls: int = 0
     """Upscale calls a replica refused with RESOURCE_EXHAUSTED (retried by the channel)."""
     progress_updates: dict[str, float] = field(default_factory=dict)
@@ -182,6 +187,32 @@ def extracted_at(log: Path, job: str) -> dict[str, float]:
             chunk, batch = entry["step"].split("/")[0], Path(entry["key"]).name.split(".")[0]
             ready[f"{chunk}/upscale/{batch}"] = datetime.fromisoformat(entry["ts"]).timestamp()
     return ready
+
+
+def encode_calls(log: Path, job: str, calls: list[dict[str, Any]], phase_start: float) -> list[dict[str, Any]]:
+    """The job's EncodeSegment calls from the encoder's log, against the upscale calls."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        if "EncodeSegment" not in line or job not in line:
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if entry.get("msg") == "call" and entry.get("job") == job and entry.get("method") == "EncodeSegment":
+            end = datetime.fromisoformat(entry["ts"]).timestamp()
+            chunk = int(entry["step"].split("/")[0].lstrip("c"))
+            following = [c for c in calls if c["step"].startswith(f"c{chunk + 1:05d}/")]
+            found.append(
+                {
+                    "step": entry["step"],
+                    "start_s": round(end - entry["seconds"] - phase_start, 3),
+                    "end_s": round(end - phase_start, 3),
+                    "next_chunk_calls_before_end": sum(1 for c in following if c["start"] < end),
+                    "next_chunk_calls": len(following),
+                }
+            )
+    return found
 
 
 def starvation(traces: list[list[dict[str, Any]]], ready: dict[str, float], step_s: float = 0.005) -> dict[str, float]:
@@ -280,6 +311,7 @@ def run_one(
     progress: ProgressTimer,
     replicas: list[Server],
     extractor: Server,
+    encoder: Server,
     root: Path,
     flow_env: dict[str, str],
     args: argparse.Namespace,
@@ -352,6 +384,7 @@ def run_one(
             "tail_s": round(sum(tail), 3),
         },
         starved=starvation(traces, extracted_at(extractor.log, job)),
+        encode_calls=encode_calls(encoder.log, job, calls, phase_start),
         exhausted_calls=int(sum(exhausted(r) for r in used) - exhausted_before),
         progress_updates=progress.take(),
     )
@@ -483,12 +516,16 @@ def _run_all(root: Path, s3: Any, counts: list[int], variants: list[int], args: 
         runs = []
         for calls in variants:
             for k in counts:
-                run = run_one(k, calls, progress, replicas, servers["extractor"], root, flow_env, args)
+                run = run_one(
+                    k, calls, progress, replicas, servers["extractor"], servers["encoder"], root, flow_env, args
+                )
                 updates = run.progress_updates
                 print(
                     f"K={k} calls/replica={calls}: {run.batches} batches in {run.phase_s:.2f} s "
                     f"({run.frames_per_s:.1f} frames/s), utilisation {run.utilisation:.1%}, flow {run.flow_s:.1f} s, "
                     f"refused {run.exhausted_calls}, "
+                    f"idle with a batch ready {run.starved.get('idle_batch_ready_s', 0):.2f} s, "
+                    f"encode calls (from phase start) {[(e['start_s'], e['end_s']) for e in run.encode_calls]}, "
                     f"progress updates {updates.get('n', 0):.0f} x median {updates.get('median_ms', 0):.0f} ms "
                     f"(max {updates.get('max_ms', 0):.0f})",
                     flush=True,
