@@ -90,7 +90,7 @@ def main() -> None:
 
 def _time_calls() -> dict[str, list[float]]:
     """Client-side seconds of every Upscale and Interpolate call the remote runner makes."""
-    from silkpurse_cli.remote import RemoteStages
+    from silkpurse.service.remote import RemoteStages
 
     timed: dict[str, list[float]] = {"upscaler": [], "interpolator": []}
     for stage, method in (("upscaler", "upscale"), ("interpolator", "interpolate")):

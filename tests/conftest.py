@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import prefect_server
 import pytest
 from s3_server import S3Server, s3_server
 
@@ -16,6 +17,7 @@ from silkpurse.metrics import psnr  # noqa: F401  (re-exported for the tests)
 from silkpurse.settings import get_settings
 
 REAL_FOOTAGE = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+prefect_server.configure()  # before anything imports Prefect, which reads its settings once
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,6 +36,16 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     throwaway credentials; ``s3.stop()`` / ``s3.start()`` take it down and back."""
     with s3_server(tmp_path_factory.mktemp("s3-server")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[prefect_server.PrefectServer]:
+    """The session's real Prefect server (the API only: no UI)."""
+    server = prefect_server.start_prefect_server(tmp_path_factory.mktemp("prefect"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def ffmpeg(*args: str) -> None:

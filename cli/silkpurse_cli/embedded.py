@@ -3,7 +3,7 @@
 It reads top to bottom: probe the input, load the engines the options need (a bad model or
 device fails before any decoding), build the :class:`~silkpurse.plan.JobPlan` from the engines'
 identities, take the job's lock, check that two chunks' batches fit on the disk, and hand the
-plan to the :class:`~silkpurse_cli.walker.PlanWalker` with :class:`LocalStages`: each stage's own
+plan to the :class:`~silkpurse.walker.PlanWalker` with :class:`LocalStages`: each stage's own
 entry point (``silkpurse_<stage>.stage``), the very functions the services wrap, called in this
 process over a :class:`~silkpurse.store.LocalStore` in the work directory.
 """
@@ -28,7 +28,7 @@ from silkpurse.plan import JobOptions, JobPlan, build_plan, stages_needed
 from silkpurse.progress import Reporter, SilentReporter
 from silkpurse.settings import Settings, get_settings
 from silkpurse.store import LocalStore
-from silkpurse_cli.walker import EnhanceResult, PlanWalker
+from silkpurse.walker import EnhanceResult, PlanWalker
 from silkpurse_encoder.encode import check_output
 from silkpurse_encoder.stage import clean_speech, encode_segment, join_segments, segment_done
 from silkpurse_extractor.stage import extract_stream

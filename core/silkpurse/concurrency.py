@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -21,7 +22,7 @@ _running: dict[threading.Thread, threading.Event] = {}
 _running_lock = threading.Lock()
 
 
-def background(items: Iterable[T], depth: int = 2, name: str = "prefetch") -> Iterator[T]:
+def background(items: Iterable[T], depth: int = 2, name: str = "prefetch") -> Generator[T, None, None]:
     """Iterate ``items`` in a thread, up to ``depth`` ahead of the consumer.
 
     Decoding, model inference (torch releases the GIL) and encoding then run at the same time.
@@ -58,7 +59,8 @@ def background(items: Iterable[T], depth: int = 2, name: str = "prefetch") -> It
             with _running_lock:
                 _running.pop(threading.current_thread(), None)
 
-    thread = threading.Thread(target=produce, name=name, daemon=True)
+    # The producer runs in a copy of the caller's context (a Prefect flow run's, for one).
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(produce,), name=name, daemon=True)
     with _running_lock:
         _running[thread] = stop
     thread.start()

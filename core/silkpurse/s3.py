@@ -36,6 +36,7 @@ from typing import NoReturn
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import CopySource
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, S3Error, ServerError
 from pydantic import SecretStr
@@ -260,6 +261,14 @@ class S3Store(BatchStore):
             raise StoreError(
                 f"cannot write {path} ({err.strerror})", "free disk space or choose another path"
             ) from None
+
+    def copy_out(self, key: str, bucket: str, target_key: str) -> None:
+        """Copy the store's object ``key`` to ``bucket/target_key`` on the same server (a job's
+        output published at an ``s3://`` URI). The copy is server-side and appears whole or not
+        at all; the checksum metadata goes with it."""
+        validate_key(key)
+        with self._requests(target_key), self._bad_bucket_name():
+            self._client.copy_object(bucket, target_key, CopySource(self.bucket, key))
 
     # -- inputs (s3:// URIs given by a user; see silkpurse.fetch) ---------------------------------
 

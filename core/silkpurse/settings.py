@@ -43,6 +43,10 @@ class Settings(BaseSettings):
         default="",
         description="Comma list of buckets besides s3_bucket that s3:// inputs may be read from.",
     )
+    s3_output_buckets: str = Field(
+        default="",
+        description="Comma list of buckets besides s3_bucket that s3:// outputs may be written to.",
+    )
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
 
@@ -56,6 +60,12 @@ class Settings(BaseSettings):
     upscaler_addr: str = "127.0.0.1:50052"
     interpolator_addr: str = "127.0.0.1:50053"
     encoder_addr: str = "127.0.0.1:50054"
+    calls_per_replica: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Model calls a remote job keeps in flight per replica: 2 keeps one queued behind the running one.",
+    )
     # The object store of the services (silkpurse.s3.S3Store, chosen by silkpurse.store.open_store
     # when s3_endpoint is set; see docs/architecture.md, "Object store").
     s3_endpoint: str | None = Field(default=None, description="host:port of an S3/MinIO server, no scheme.")

@@ -181,3 +181,56 @@ def services(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     finally:
         for server in servers.values():
             stop(server)
+
+
+@dataclass
+class FlowWorker:
+    """``silkpurse-orchestrator serve``: the served enhance-video/default deployment."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+    env: dict[str, str]
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def flow_env(services: Services, **extra: str) -> dict[str, str]:
+    """What a flow run needs: the services' addresses, the store, the Prefect server."""
+    env = {**services.env, **{f"SILKPURSE_{stage.upper()}_ADDR": services[stage].address for stage in STAGES}}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def flow_worker(services: Services, prefect: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowWorker]:
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    root = tmp_path_factory.mktemp("flow-worker")
+    env = flow_env(services, SILKPURSE_WORK_DIR=str(root / "work"))
+    log = services.log_dir / "flow-worker.log"
+    command = [str(Path(sys.executable).with_name("silkpurse-orchestrator")), "serve", "--runs", "2"]
+    with log.open("wb") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    worker = FlowWorker(process, log, env)
+    deadline = time.perf_counter() + START_TIMEOUT_S
+    try:
+        with get_client(sync_client=True) as client:
+            while True:
+                if process.poll() is not None or time.perf_counter() > deadline:
+                    pytest.fail(f"the flow worker did not serve its deployment:\n{worker.log_text()[-3000:]}")
+                try:
+                    client.read_deployment_by_name("enhance-video/default")
+                    break
+                except ObjectNotFound:
+                    time.sleep(0.3)
+        yield worker
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # the runner ignores SIGTERM for a while
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

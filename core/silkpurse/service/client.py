@@ -81,6 +81,7 @@ __all__ = [
     "connect",
     "input_key_of",
     "output_key_of",
+    "replica_count",
     "service_config",
 ]
 
@@ -136,6 +137,24 @@ def channel_target(addresses: str) -> str:
         raise SilkpurseError(f"no service address in {addresses!r}", "give host:port[,host:port...]")
     v4 = [a for version, a in resolved if version == 4]
     return "ipv4:" + ",".join(v4) if v4 else "ipv6:" + ",".join(a for _, a in resolved)
+
+
+def replica_count(addresses: str) -> int:
+    """How many replicas ``addresses`` names now: the addresses of a comma list or of a
+    ``dns:///`` name (a headless Service's pods), else 1."""
+    addresses = addresses.strip()
+    if addresses.startswith("dns:"):
+        host_port = addresses.split("/")[-1]
+        host, _, port = host_port.rpartition(":")
+        try:
+            infos = socket.getaddrinfo(host or host_port, int(port) if port.isdigit() else 443, type=socket.SOCK_STREAM)
+        except socket.gaierror:
+            return 1  # gRPC re-resolves; the walker still keeps one call in flight
+        return max(1, len({info[4][0] for info in infos}))
+    target = channel_target(addresses)
+    if target.startswith(("ipv4:", "ipv6:")):
+        return len(target.split(":", 1)[1].split(","))
+    return 1
 
 
 def connect(addresses: str, *, max_attempts: int = MAX_ATTEMPTS) -> grpc.Channel:

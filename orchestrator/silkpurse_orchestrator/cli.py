@@ -1,0 +1,44 @@
+"""``silkpurse-orchestrator``: serve the flow's deployment, size the concurrency limits."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from silkpurse.errors import SilkpurseError
+from silkpurse.settings import get_settings
+
+
+@click.group()
+def main() -> None:
+    """silkpurse's Prefect orchestration (PREFECT_API_URL names the server)."""
+
+
+@main.command()
+@click.option("--runs", type=click.IntRange(1, 1000), default=4, show_default=True, help="Flow runs at a time.")
+@click.option("--limits/--no-limits", default=True, show_default=True, help="Size the stage concurrency limits first.")
+def serve(runs: int, limits: bool) -> None:
+    """Serve the enhance-video/default deployment (runs from the UI or `prefect deployment run`)."""
+    from silkpurse_orchestrator import deploy
+
+    try:
+        if limits:
+            click.echo(f"concurrency limits: {json.dumps(deploy.set_limits(get_settings()))}", err=True)
+        deploy.serve(runs=runs)
+    except SilkpurseError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+
+
+@main.command()
+def limits() -> None:
+    """Create or resize the stages' global concurrency limits from the service addresses."""
+    from silkpurse_orchestrator import deploy
+
+    try:
+        click.echo(json.dumps(deploy.set_limits(get_settings())))
+    except SilkpurseError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
