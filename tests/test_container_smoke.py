@@ -38,3 +38,4 @@ def test_images_build_and_the_stack_runs_a_job() -> None:
         pytest.skip(line.removeprefix("container smoke: "))
     assert done.returncode == 0, f"{line}\n{done.stderr[-6000:]}"
     assert line.startswith("container smoke: passed"), line
+    print(line)  # the steps' times (pytest -rP shows it)
