@@ -167,9 +167,11 @@ class PlanWalker:
                 if speech is not None:
                     speech.result()
         finally:
+            # Done, or failed/interrupted: drop what has not started and do not wait for a model
+            # call in flight (Ctrl-C returns at once; the interpreter joins those threads at exit).
             self._stopping.set()
             for pool in (upscalers, interpolators):
-                pool.shutdown(wait=True, cancel_futures=True)
+                pool.shutdown(wait=False, cancel_futures=True)
         report = self.calls.join(tasks.join_task(plan, plan.step("join"), self.info), output)
         if not self.keep_work:
             self.calls.drop(plan.job)
@@ -356,8 +358,7 @@ class PlanWalker:
                 self.counts.batches_computed += 1
 
     def _advance(self, stage: str, frames: int, *, resumed: bool = False) -> None:
-        with self._lock:
-            self.reporter.advance(stage, frames, resumed=resumed)
+        self.reporter.advance(stage, frames, resumed=resumed)  # reporters are thread-safe
 
 
 def _submit(pool: ThreadPoolExecutor, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:

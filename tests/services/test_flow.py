@@ -106,15 +106,22 @@ def test_a_run_whose_upscaler_replica_is_killed_completes_on_the_other(
             if name.startswith("SILKPURSE_"):
                 monkeypatch.setenv(name, value)
         get_settings.cache_clear()
+        # Input and output as s3:// URIs in the store's bucket, as other systems give them.
+        s3 = services.s3
+        bucket = Minio(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key, secure=False)
+        bucket.fput_object(s3.bucket, "uploads/talk.mp4", str(clip_with_audio))
         killer = threading.Thread(target=kill_after_its_first_batch, daemon=True)
         killer.start()
-        result = enhance_video(input=str(clip_with_audio), output=str(tmp_path / "out.mp4"), **OPTIONS)
+        result = enhance_video(
+            input=f"s3://{s3.bucket}/uploads/talk.mp4", output=f"s3://{s3.bucket}/results/talk.mp4", **OPTIONS
+        )
         killer.join(5)
     finally:
         stop(doomed)
         get_settings.cache_clear()
     assert killed.is_set(), "the replica was never caught mid-call"
     assert result["frames_out"] == 60
+    bucket.fget_object(s3.bucket, "results/talk.mp4", str(tmp_path / "out.mp4"))
     assert (tmp_path / "out.mp4").read_bytes() == embedded_output.read_bytes()
 
 
