@@ -76,7 +76,7 @@ def start_prefect_server(log_dir: Path) -> PrefectServer:
     prefect = Path(sys.executable).with_name("prefect")
     with log.open("wb") as handle:
         process = subprocess.Popen(
-            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", port, "--no-services"],
+            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", port],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=dict(os.environ),
