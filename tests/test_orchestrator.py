@@ -33,9 +33,10 @@ def test_the_flow_parameters_mirror_the_job_options() -> None:
     properties = schema["properties"]
     assert set(schema["required"]) == {"input", "output"}
     defaults = JobOptions()
-    # Speech clean-up and the upscaler's per-replica options (tile, denoise) are not flow parameters:
-    # the services have no CleanSpeech call, and a replica runs one tile and denoise setting.
-    not_parameters = {"clean_audio", "loudness", "keep_original_audio", "tile", "denoise_strength"}
+    # Speech clean-up and the model replicas' own options (tile, denoise, precision) are not flow
+    # parameters: the services have no CleanSpeech call, and a replica runs one tile, denoise
+    # setting and precision, which the plan takes from it.
+    not_parameters = {"clean_audio", "loudness", "keep_original_audio", "tile", "denoise_strength", "precision"}
     for field in dataclasses.fields(JobOptions):
         if field.name in not_parameters:
             continue

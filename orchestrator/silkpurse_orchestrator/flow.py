@@ -68,6 +68,7 @@ def enhance_video(
     ten_bit: bool | None = None,
     batch_size: Annotated[int, Field(ge=1, le=1024)] = DEFAULT_BATCH_SIZE,
     chunk_frames: Annotated[int, Field(ge=2, le=1_000_000)] = DEFAULT_CHUNK_FRAMES,
+    order: Literal["upscale-first", "interpolate-first"] = "upscale-first",
     keep_work: bool = False,
 ) -> dict[str, Any]:
     """Enhance a recording through the silkpurse services: upscale, interpolate, encode.
@@ -88,6 +89,8 @@ def enhance_video(
         ten_bit: 10-bit output (empty: as the source).
         batch_size: Frames per batch.
         chunk_frames: Frames per chunk (segments are encoded and resumed per chunk).
+        order: Which model runs first when both do: interpolate the upscaled frames, or
+            interpolate at the source size and upscale every output frame.
         keep_work: Keep the job's batches in the store after success.
     """
     options = JobOptions(
@@ -104,6 +107,7 @@ def enhance_video(
         ten_bit=ten_bit,
         batch_size=batch_size,
         chunk_frames=chunk_frames,
+        order=order,
     )
     return run_job(input, output, options, keep_work=keep_work)
 
