@@ -47,9 +47,8 @@ def test_every_field_maps_onto_a_parameter_the_flow_accepts() -> None:
 
 def test_unset_fields_leave_the_flow_its_defaults() -> None:
     assert flow_parameters(jobs_pb2.SubmitJobRequest(**URIS)) == URIS
-    assert flow_parameters(jobs_pb2.SubmitJobRequest(**URIS, interpolate=1, fps=common_pb2.Rational(num=50, den=1)))[
-        "fps"
-    ] == "50"
+    at_50 = flow_parameters(jobs_pb2.SubmitJobRequest(**URIS, interpolate=1, fps=common_pb2.Rational(num=50, den=1)))
+    assert at_50["fps"] == "50" and at_50["interpolate"] == 1
 
 
 @pytest.mark.parametrize(
