@@ -514,6 +514,6 @@ def main(settings: ServiceSettings) -> int:
         "jobs",
         settings,
         warm_up=servicer.warm_up,
-        unlimited=frozenset(),
+        unlimited=frozenset({"SubmitJob", "GetJob", "CancelJob"}),  # short; the limit counts the watches
         on_drain=servicer.stopping.set,
     )

@@ -80,6 +80,13 @@ def test_a_submitted_job_is_watched_to_completion_and_read(
 
     again = jobs.SubmitJob(request, timeout=30)  # a retried submit: the same job, not a second one
     assert again.existing and again.job.job_id == job_id
+    other = jobs_pb2.SubmitJobRequest()
+    other.CopyFrom(request)
+    other.scale = 1
+    with pytest.raises(grpc.RpcError) as reused:  # the same key for another job
+        jobs.SubmitJob(other, timeout=30)
+    code, message = failure(reused.value)
+    assert code == grpc.StatusCode.ALREADY_EXISTS and "with other parameters" in message, message
 
     started = time.monotonic()
     events = list(watch(jobs, job_id))

@@ -28,7 +28,8 @@ DEFAULT_METRICS_PORTS: dict[str, int] = {
     "jobs": 9455,
 }
 #: Calls served at once by default: one batch at a time on a model replica, a few on the others,
-#: many on the Jobs API (a WatchJob call holds its slot for as long as the job runs).
+#: many on the Jobs API (a WatchJob call holds its slot for as long as the job runs; its short
+#: calls are not counted).
 DEFAULT_CONCURRENCY: dict[str, int] = {"upscaler": 1, "interpolator": 1, "jobs": 64}
 
 
