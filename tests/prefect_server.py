@@ -40,6 +40,8 @@ def configure() -> dict[str, str]:
             PREFECT_SERVER_UI_ENABLED="false",
             PREFECT_LOGGING_LEVEL="WARNING",
             PREFECT_SERVER_LOGGING_LEVEL="WARNING",
+            # Reclaim the concurrency slots of a killed (cancelled) run as soon as their lease ends.
+            PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS="1",
         )
     return {k: v for k, v in os.environ.items() if k.startswith(("PREFECT_", "DO_NOT_TRACK"))}
 
@@ -76,7 +78,7 @@ def start_prefect_server(log_dir: Path) -> PrefectServer:
     prefect = Path(sys.executable).with_name("prefect")
     with log.open("wb") as handle:
         process = subprocess.Popen(
-            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", port, "--no-services"],
+            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", port],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=dict(os.environ),

@@ -277,7 +277,9 @@ def test_network_policies_admit_only_the_orchestrator_to_the_stages(rendered: di
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         name = deployment["metadata"]["name"]
         assert (labels.get("silkpurse.io/role") == "stage") == (name in STAGES), name
-        assert labels.get("silkpurse.io/store-client") == ("true" if name in STAGES else None), name
+        # The stages and the flow worker (it uploads inputs, publishes outputs) reach the store.
+        store_clients = {*STAGES, "flow-worker"}
+        assert labels.get("silkpurse.io/store-client") == ("true" if name in store_clients else None), name
     assert stages["podSelector"] == {"matchLabels": {"silkpurse.io/role": "stage"}}
     grpc_rule, metrics_rule = stages["ingress"]
     roles = {p["podSelector"]["matchLabels"]["silkpurse.io/role"] for p in grpc_rule["from"]}
@@ -285,6 +287,30 @@ def test_network_policies_admit_only_the_orchestrator_to_the_stages(rendered: di
     assert metrics_rule["ports"] == [{"port": "metrics", "protocol": "TCP"}]
     minio = policies["minio-from-store-clients"]["spec"]
     assert minio["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"silkpurse.io/store-client": "true"}}}]
+
+
+def test_orchestration_reaches_the_stages_through_their_headless_services(rendered: dict[str, list[Obj]]) -> None:
+    for overlay, objs in rendered.items():
+        deployments, services = _of(objs, "Deployment"), _of(objs, "Service")
+        worker = _stage_container(deployments["flow-worker"])
+        env = {e["name"]: e.get("value") for e in worker["env"]}
+        for stage, port in STAGES.items():
+            assert env[f"SILKPURSE_{stage.upper()}_ADDR"] == f"dns:///{stage}:{port}", overlay
+            assert services[stage]["spec"]["clusterIP"] == "None"
+        assert env["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+        assert worker["livenessProbe"]["httpGet"]["path"] == "/health"
+        assert worker["image"].startswith("silkpurse-orchestrator:")
+        jobs = _stage_container(deployments["jobs-api"])
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            assert jobs[probe]["grpc"] == {"port": 50055}, (overlay, probe)
+        assert services["jobs-api"]["spec"]["clusterIP"] == "None"
+        assert "nvidia.com/gpu" not in str(_pod_spec(deployments["flow-worker"]))  # no GPU, no torch
+        policies = _of(objs, "NetworkPolicy")
+        prefect_from = policies["prefect-from-orchestrator"]["spec"]["ingress"][0]["from"]
+        assert {p["podSelector"]["matchLabels"]["silkpurse.io/role"] for p in prefect_from} == {
+            "orchestrator",
+            "jobs-api",
+        }
 
 
 # --- docker-compose ---------------------------------------------------------------------------
@@ -336,7 +362,15 @@ def test_compose_services_wait_for_healthy_dependencies(compose: dict[str, Obj])
                 assert any(v["target"] == "/models" for v in svc["volumes"])
         assert "healthcheck" in services["minio"] and "healthcheck" in services["prefect-server"]
         assert {"minio-data", "models"} <= set(config["volumes"])
-        assert services["prefect-server"]["image"].startswith("prefecthq/prefect:3-python3.11")
+        assert services["prefect-server"]["image"] == "prefecthq/prefect:3.9.1-python3.11"  # pinned, as installed
+        for name in ("flow-worker", "jobs-api"):  # the orchestrator image: no torch, no model volume
+            orchestrator = services[name]
+            assert orchestrator["build"]["dockerfile"] == "orchestrator/Dockerfile"
+            assert orchestrator["depends_on"]["prefect-server"]["condition"] == "service_healthy"
+            assert orchestrator["environment"]["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+            assert not any(v["target"] == "/models" for v in orchestrator.get("volumes", []))
+        assert {services["flow-worker"]["depends_on"][s]["condition"] for s in STAGES} == {"service_healthy"}
+        assert services["jobs-api"]["healthcheck"]["test"] == ["CMD", "silkpurse-healthcheck"]
 
 
 def test_compose_gpu_reservations_and_cpu_variant(compose: dict[str, Obj]) -> None:

@@ -139,6 +139,10 @@ class PlanWalker:
         self.fanout = fanout or Fanout()
         self.counts = WorkCounts()
         self._lock = threading.Lock()  # counts and progress are advanced from several threads
+        # Chunks whose batches may be in the store at once: one being encoded per encoder, and
+        # the next one being computed. The decoding thread waits for a slot before each chunk.
+        self._chunk_slots = threading.Semaphore(self.fanout.encode + 1)
+        self._stopping = threading.Event()
 
     def run(self, output: Path) -> tasks.JoinResult:
         plan = self.plan
@@ -151,8 +155,9 @@ class PlanWalker:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="speech") as audio:
                 # The speech clean-up needs nothing from the video: it runs beside it.
                 speech = _submit(audio, self._clean_speech) if "speech" in plan.stages else None
-                # Enough finished-or-running batches queued to keep every model call busy.
-                depth = 2 * (fanout.upscale + fanout.interpolate) + 2
+                # Enough batches dispatched ahead of the encoder to keep every model call busy
+                # (the chunk slots bound what the store holds).
+                depth = max(2, fanout.upscale + fanout.interpolate)
                 extracted = background(self._extracted(todo), name="extract")
                 final = background(self._computed(extracted, upscalers, interpolators), depth, name="dispatch")
                 try:
@@ -162,8 +167,11 @@ class PlanWalker:
                 if speech is not None:
                     speech.result()
         finally:
+            # Done, or failed/interrupted: drop what has not started and do not wait for a model
+            # call in flight (Ctrl-C returns at once; the interpreter joins those threads at exit).
+            self._stopping.set()
             for pool in (upscalers, interpolators):
-                pool.shutdown(wait=True, cancel_futures=True)
+                pool.shutdown(wait=False, cancel_futures=True)
         report = self.calls.join(tasks.join_task(plan, plan.step("join"), self.info), output)
         if not self.keep_work:
             self.calls.drop(plan.job)
@@ -228,8 +236,12 @@ class PlanWalker:
     # -- the threads ----------------------------------------------------------------------------
 
     def _extracted(self, chunks: list[Chunk]) -> Iterator[Chunk]:
-        """Decoding thread: a chunk's batches as they reach the store (one item per batch)."""
+        """Decoding thread: a chunk's batches as they reach the store (one item per batch),
+        once the chunk has a slot."""
         for chunk in chunks:
+            while not self._chunk_slots.acquire(timeout=0.1):
+                if self._stopping.is_set():
+                    return
             task = tasks.extract_task(self.plan, self.plan.step(f"{chunk.name}/extract"), self.info)
             for done in self.calls.extract(task):
                 self._count(done.resumed)
@@ -290,21 +302,29 @@ class PlanWalker:
     def _encode_all(self, chunks: list[Chunk], final: Iterator[tuple[Chunk, Future[str]]]) -> None:
         """This thread hands each chunk's final batches, in order, to the chunk's encoder; up to
         ``Fanout.encode`` chunks are encoded at a time (a later chunk waits for the oldest)."""
+        feeds: list[queue.SimpleQueue[Future[str]]] = []
         with ThreadPoolExecutor(self.fanout.encode, thread_name_prefix="encode") as encoders:
             encoding: deque[Future[None]] = deque()
-            for chunk in chunks:
-                while len(encoding) >= self.fanout.encode:
-                    encoding.popleft().result()
-                task = tasks.encode_task(self.plan, self.plan.step(f"{chunk.name}/encode"), self.info)
-                feed: queue.SimpleQueue[Future[str]] = queue.SimpleQueue()
-                encoding.append(_submit(encoders, self._encode, task, chunk, feed))
-                for _ in task.sources:
-                    produced, key = next(final)
-                    assert produced.index == chunk.index, "batches arrive in plan order"
-                    feed.put(key)
-                    _raise_if_failed(encoding)
-            for pending in encoding:
-                pending.result()
+            try:
+                for chunk in chunks:
+                    while len(encoding) >= self.fanout.encode:
+                        encoding.popleft().result()
+                    task = tasks.encode_task(self.plan, self.plan.step(f"{chunk.name}/encode"), self.info)
+                    feeds.append(queue.SimpleQueue())
+                    encoding.append(_submit(encoders, self._encode, task, chunk, feeds[-1]))
+                    for _ in task.sources:
+                        produced, key = next(final)
+                        assert produced.index == chunk.index, "batches arrive in plan order"
+                        feeds[-1].put(key)
+                        _raise_if_failed(encoding)
+                for pending in encoding:
+                    pending.result()
+            except BaseException:
+                # An encoder waiting for batches that will never come must stop, or leaving
+                # this block would wait for it forever.
+                for feed in feeds:
+                    feed.put(_failed(WalkStopped("the job stopped before this chunk's batches were computed")))
+                raise
 
     def _encode(self, task: tasks.EncodeTask, chunk: Chunk, feed: queue.SimpleQueue[Future[str]]) -> None:
         """An encoding thread: the chunk's segment from its batches as they are computed; then
@@ -322,6 +342,7 @@ class PlanWalker:
             self.counts.segments_computed += not result.resumed
         if not self.keep_work:
             self.calls.drop(self.plan.chunk_prefix(chunk))
+        self._chunk_slots.release()
 
     def _clean_speech(self) -> tasks.SpeechResult:
         result = self.calls.clean_speech(tasks.speech_task(self.plan, self.plan.step("speech"), self.info))
@@ -352,6 +373,16 @@ def _finished(value: T) -> Future[T]:
     done: Future[T] = Future()
     done.set_result(value)
     return done
+
+
+class WalkStopped(Exception):
+    """Handed to an encoder whose chunk will not be completed (the walk failed elsewhere)."""
+
+
+def _failed(error: BaseException) -> Future[str]:
+    failed: Future[str] = Future()
+    failed.set_exception(error)
+    return failed
 
 
 def _raise_if_failed(futures: deque[Future[None]]) -> None:

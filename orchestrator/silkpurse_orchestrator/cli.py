@@ -20,14 +20,17 @@ def main() -> None:
 @main.command()
 @click.option("--runs", type=click.IntRange(1, 1000), default=4, show_default=True, help="Flow runs at a time.")
 @click.option("--limits/--no-limits", default=True, show_default=True, help="Size the stage concurrency limits first.")
-def serve(runs: int, limits: bool) -> None:
+@click.option(
+    "--webserver", is_flag=True, help="Answer /health on PREFECT_RUNNER_SERVER_HOST:PORT (for liveness probes)."
+)
+def serve(runs: int, limits: bool, webserver: bool) -> None:
     """Serve the enhance-video/default deployment (runs from the UI or `prefect deployment run`)."""
     from silkpurse_orchestrator import deploy
 
     try:
         if limits:
             click.echo(f"concurrency limits: {json.dumps(deploy.set_limits(get_settings()))}", err=True)
-        deploy.serve(runs=runs)
+        deploy.serve(runs=runs, webserver=webserver)
     except SilkpurseError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)

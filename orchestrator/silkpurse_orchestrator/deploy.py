@@ -15,7 +15,6 @@ def limit_sizes(settings: Settings) -> dict[str, int]:
     """Each stage's global concurrency limit: what its replicas take at once (model replicas
     ``calls_per_replica`` each, so one call waits queued behind the running one)."""
     addresses = {
-        "extractor": settings.extractor_addr,
         "upscaler": settings.upscaler_addr,
         "interpolator": settings.interpolator_addr,
         "encoder": settings.encoder_addr,
@@ -33,7 +32,7 @@ def set_limits(settings: Settings) -> dict[str, int]:
     return sizes
 
 
-def serve(*, runs: int) -> None:
+def serve(*, runs: int, webserver: bool = False) -> None:
     """Serve ``enhance-video/default`` from this process: Prefect UI runs and ``prefect
     deployment run`` start here, each flow run in its own subprocess (``runs`` at a time)."""
     enhance_video.serve(
@@ -41,4 +40,5 @@ def serve(*, runs: int) -> None:
         limit=runs,
         description="Enhance a recording through the silkpurse services (see docs/orchestration.md).",
         tags=["silkpurse"],
+        webserver=webserver,
     )

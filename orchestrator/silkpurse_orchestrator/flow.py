@@ -13,8 +13,9 @@ finished batch and segment is found in the store and not computed again.
 Parameters mirror ``silkpurse enhance``'s options, typed, so the Prefect UI shows a form.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Prefect builds the parameters form from the real types.
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -49,32 +50,46 @@ from silkpurse_orchestrator import FLOW_NAME
 from silkpurse_orchestrator.report import FlowReporter, comparison, publish_comparison
 from silkpurse_orchestrator.stages import FlowStages
 
-InputUri = Annotated[str, Field(description="The recording: s3://bucket/key, http(s) URL or a path the worker reads.")]
-OutputUri = Annotated[str, Field(description="Where the result goes: s3://bucket/key.mp4 or a path the worker writes.")]
-UpscaleModel = Annotated[str, Field(description="The upscaler's model (its replicas must run it).")]
-InterpModel = Annotated[str, Field(description="The interpolator's model (its replicas must run it).")]
-TargetRate = Annotated[str | None, Field(description="Target frame rate instead of a multiplier (60, 30000/1001).")]
-
 
 @flow(name=FLOW_NAME, persist_result=False, log_prints=True)
 def enhance_video(
-    input: InputUri,
-    output: OutputUri,
-    scale: Annotated[Literal[1, 2, 3, 4], Field(description="Upscale factor (1: off).")] = 2,
-    upscale_model: UpscaleModel = DEFAULT_UPSCALE_MODEL,
-    interpolate: Annotated[int, Field(ge=1, le=16, description="Frame-rate multiplier (1: off).")] = 2,
-    fps: TargetRate = None,
-    interp_model: InterpModel = DEFAULT_INTERP_MODEL,
-    rife_scale: Annotated[float, Field(description="RIFE's flow scale: 0.25, 0.5, 1, 2 or 4.")] = 1.0,
-    scene_threshold: Annotated[float | None, Field(gt=0, description="Scene-cut sensitivity.")] = None,
-    codec: Annotated[Literal["h264", "h265", "av1"], Field(description="Video codec of the output.")] = "h264",
-    crf: Annotated[int | None, Field(ge=0, le=63, description="Quality (lower is better).")] = None,
-    preset: Annotated[str | None, Field(description="Encoder preset.")] = None,
-    ten_bit: Annotated[bool | None, Field(description="10-bit output (empty: as the source).")] = None,
-    batch_size: Annotated[int, Field(ge=1, le=1024, description="Frames per batch.")] = DEFAULT_BATCH_SIZE,
-    chunk_frames: Annotated[int, Field(ge=2, le=1_000_000, description="Frames per chunk.")] = DEFAULT_CHUNK_FRAMES,
-    keep_work: Annotated[bool, Field(description="Keep the job's batches in the store after success.")] = False,
+    input: str,
+    output: str,
+    scale: Literal[1, 2, 3, 4] = 2,
+    upscale_model: str = DEFAULT_UPSCALE_MODEL,
+    interpolate: Annotated[int, Field(ge=1, le=16)] = 2,
+    fps: str | None = None,
+    interp_model: str = DEFAULT_INTERP_MODEL,
+    rife_scale: float = 1.0,
+    scene_threshold: Annotated[float | None, Field(gt=0)] = None,
+    codec: Literal["h264", "h265", "av1"] = "h264",
+    crf: Annotated[int | None, Field(ge=0, le=63)] = None,
+    preset: str | None = None,
+    ten_bit: bool | None = None,
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = DEFAULT_BATCH_SIZE,
+    chunk_frames: Annotated[int, Field(ge=2, le=1_000_000)] = DEFAULT_CHUNK_FRAMES,
+    keep_work: bool = False,
 ) -> dict[str, Any]:
+    """Enhance a recording through the silkpurse services: upscale, interpolate, encode.
+
+    Args:
+        input: The recording: s3://bucket/key, an http(s) URL or a path the worker reads.
+        output: Where the result goes: s3://bucket/key.mp4 or a path the worker writes.
+        scale: Upscale factor (1: off).
+        upscale_model: The upscaler's model (its replicas must run it).
+        interpolate: Frame-rate multiplier (1: off).
+        fps: Target frame rate instead of a multiplier (60, 30000/1001).
+        interp_model: The interpolator's model (its replicas must run it).
+        rife_scale: RIFE's flow scale: 0.25, 0.5, 1, 2 or 4.
+        scene_threshold: Scene-cut sensitivity (empty: the model's default).
+        codec: Video codec of the output.
+        crf: Quality, lower is better (empty: 18 h264, 20 h265, 30 av1).
+        preset: Encoder preset (empty: the codec's default).
+        ten_bit: 10-bit output (empty: as the source).
+        batch_size: Frames per batch.
+        chunk_frames: Frames per chunk (segments are encoded and resumed per chunk).
+        keep_work: Keep the job's batches in the store after success.
+    """
     options = JobOptions(
         scale=scale,
         upscale_model=upscale_model,
@@ -121,7 +136,7 @@ def run_job(
     input_key = input_key_of(input_sha256, source)
     if not store.exists(input_key):
         store.upload(input_key, source)
-    store.put(f"{plan.job}/plan.json", plan.to_json().encode())  # the plan by reference
+    store.put(f"{plan.job}/plan.json", json.dumps(plan.to_json()).encode())  # the plan by reference
     remote = RemoteStages(services, store, plan.job, input_key, output_key_of(plan.job, destination.name))
     stages = FlowStages(remote)
     reporter = FlowReporter()
@@ -144,8 +159,8 @@ class Destination:
         self._local: Path | None = None
 
     @classmethod
-    def parse(cls, uri: str, settings: Settings) -> Destination:
-        scheme = url_scheme(uri)
+    def parse(cls, uri: str, settings: Settings) -> "Destination":
+        scheme = url_scheme(uri)  # refuses schemes other than http(s):// and s3://
         if scheme is None:
             return cls(uri, settings, bucket=None, key=None, path=Path(uri))
         if scheme != "s3":

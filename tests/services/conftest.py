@@ -208,7 +208,8 @@ def flow_worker(services: Services, prefect: object, tmp_path_factory: pytest.Te
     from prefect.exceptions import ObjectNotFound
 
     root = tmp_path_factory.mktemp("flow-worker")
-    env = flow_env(services, SILKPURSE_WORK_DIR=str(root / "work"))
+    # Poll for scheduled and cancelled runs every second (Prefect's default: 10 s).
+    env = flow_env(services, SILKPURSE_WORK_DIR=str(root / "work"), PREFECT_RUNNER_POLL_FREQUENCY="1")
     log = services.log_dir / "flow-worker.log"
     command = [str(Path(sys.executable).with_name("silkpurse-orchestrator")), "serve", "--runs", "2"]
     with log.open("wb") as handle:

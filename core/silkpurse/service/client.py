@@ -153,7 +153,7 @@ def replica_count(addresses: str) -> int:
         return max(1, len({info[4][0] for info in infos}))
     target = channel_target(addresses)
     if target.startswith(("ipv4:", "ipv6:")):
-        return len(target.split(":", 1)[1].split(","))
+        return len(set(target.split(":", 1)[1].split(",")))
     return 1
 
 
