@@ -40,8 +40,6 @@ def configure() -> dict[str, str]:
             PREFECT_SERVER_UI_ENABLED="false",
             PREFECT_LOGGING_LEVEL="WARNING",
             PREFECT_SERVER_LOGGING_LEVEL="WARNING",
-            # Reclaim the concurrency slots of a killed (cancelled) run as soon as their lease ends.
-            PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS="1",
         )
     return {k: v for k, v in os.environ.items() if k.startswith(("PREFECT_", "DO_NOT_TRACK"))}
 

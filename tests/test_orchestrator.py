@@ -74,15 +74,7 @@ def test_an_allowed_output_bucket_and_a_path_are_taken() -> None:
     assert local.path == Path("out/talk.mkv") and local.name == "talk.mkv"
 
 
-def test_limits_are_sized_to_the_replicas() -> None:
-    from silkpurse_orchestrator.deploy import limit_sizes
-
-    settings = Settings(
-        upscaler_addr="127.0.0.1:1,127.0.0.2:1,127.0.0.3:1",
-        interpolator_addr="127.0.0.1:2",
-        encoder_addr="127.0.0.1:3,127.0.0.2:3",
-        calls_per_replica=2,
-    )
-    assert limit_sizes(settings) == {"silkpurse-upscaler": 6, "silkpurse-interpolator": 2, "silkpurse-encoder": 2}
+def test_replicas_are_counted_from_the_addresses() -> None:
+    assert replica_count("127.0.0.1:1,127.0.0.2:1,127.0.0.3:1") == 3
     assert replica_count("dns:///localhost:50052") >= 1
     assert replica_count("127.0.0.1:1,127.0.0.1:1") == 1  # the same replica twice is one

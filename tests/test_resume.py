@@ -52,27 +52,31 @@ def test_resume_recomputes_no_finished_segment_or_batch(clip_with_audio: Path, t
     assert not list(tmp_path.glob(".out.*"))
     finished = len(list((tmp_path / "work").rglob("*.safetensors")))
     assert finished >= 3  # the second chunk's finished batches (the first chunk's were dropped with its segment)
+    # Chunks whose segment is stored (their batches were dropped with it).
+    encoded = {p.name[:6] for p in (tmp_path / "work").rglob("segments/c*.mkv")}
 
     resumed = Pipeline(clip_with_audio, output, JOB, run).run()
-    assert resumed.segments_resumed == 1 and resumed.segments_computed == 2
+    # The interrupt is raised in a model thread: the other threads may finish a chunk more
+    # before the walk stops, so count what was there rather than assume where it stopped.
+    assert resumed.segments_resumed >= 1 and resumed.segments_resumed + resumed.segments_computed == 3
     assert resumed.batches_resumed == finished  # every finished batch reused, none recomputed
     assert resumed.frames_out == 60
     assert not list((tmp_path / "work").rglob("*.safetensors"))  # removed after success
 
     fresh = Pipeline(clip_with_audio, tmp_path / "fresh.mp4", JOB, run).run()
     assert fresh.batches_resumed == fresh.segments_resumed == 0
-    first_chunk_batches = len([s for s in fresh_steps(tmp_path, clip_with_audio, run) if s.startswith("c00000/")])
-    assert resumed.batches_computed + resumed.batches_resumed + first_chunk_batches == fresh.batches_computed
+    steps = fresh_steps(tmp_path, clip_with_audio, run)
+    assert len(encoded) == resumed.segments_resumed
+    skipped_batches = len([s for s in steps if s[:6] in encoded])
+    assert resumed.batches_computed + resumed.batches_resumed + skipped_batches == fresh.batches_computed
     assert np.array_equal(decode_rgb(output), decode_rgb(tmp_path / "fresh.mp4"))
 
 
 def fresh_steps(tmp_path: Path, source: Path, run: RunOptions) -> list[str]:
     """Ids of the batch-level steps (one stored batch each) of the test job's plan."""
     plan = Pipeline(source, tmp_path / "plan.mp4", JOB, run).plan
-    chunk0 = plan.chunks[0]
-    return [f"c00000/extract/{b.name}" for b in chunk0.batches] + [
-        s.id for s in plan.steps if s.stage in ("upscale", "interpolate") and s.chunk == 0
-    ]
+    extracted = [f"{c.name}/extract/{b.name}" for c in plan.chunks for b in c.batches]
+    return extracted + [s.id for s in plan.steps if s.stage in ("upscale", "interpolate")]
 
 
 def test_keep_work_keeps_the_segments_and_batches(clip_with_audio: Path, tmp_path: Path, run: RunOptions) -> None:

@@ -6,6 +6,8 @@ from typing import Protocol
 
 
 class Reporter(Protocol):
+    """Called from several threads at once (the walker's decode, model and encode threads)."""
+
     def stage(self, name: str, total: int) -> None:
         """Announce a stage and how many frames it will produce."""
 

@@ -301,13 +301,16 @@ class PlanWalker:
 
     def _encode_all(self, chunks: list[Chunk], final: Iterator[tuple[Chunk, Future[str]]]) -> None:
         """This thread hands each chunk's final batches, in order, to the chunk's encoder; up to
-        ``Fanout.encode`` chunks are encoded at a time (a later chunk waits for the oldest)."""
+        ``Fanout.encode`` chunks are encoded at a time."""
         feeds: list[queue.SimpleQueue[Future[str]]] = []
         with ThreadPoolExecutor(self.fanout.encode, thread_name_prefix="encode") as encoders:
             encoding: deque[Future[None]] = deque()
             try:
                 for chunk in chunks:
-                    while len(encoding) >= self.fanout.encode:
+                    # Never wait here for an encoder: the next chunk's batches keep flowing to the
+                    # model calls while the previous chunk is encoded (its encode waits in the
+                    # pool for a free encoder; the chunk slots bound what the store holds).
+                    while encoding and encoding[0].done():
                         encoding.popleft().result()
                     task = tasks.encode_task(self.plan, self.plan.step(f"{chunk.name}/encode"), self.info)
                     feeds.append(queue.SimpleQueue())
@@ -358,8 +361,7 @@ class PlanWalker:
                 self.counts.batches_computed += 1
 
     def _advance(self, stage: str, frames: int, *, resumed: bool = False) -> None:
-        with self._lock:
-            self.reporter.advance(stage, frames, resumed=resumed)
+        self.reporter.advance(stage, frames, resumed=resumed)  # reporters are thread-safe
 
 
 def _submit(pool: ThreadPoolExecutor, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Container health check: asks the service's standard gRPC health service (``grpc.health.v1``).
 
 Exit 0 when the server answers SERVING, 1 otherwise (NOT_SERVING while warming up or draining,

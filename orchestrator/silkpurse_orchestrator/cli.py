@@ -1,15 +1,12 @@
-"""``silkpurse-orchestrator``: serve the flow's deployment, size the concurrency limits, serve
-the Jobs API."""
+"""``silkpurse-orchestrator``: serve the flow's deployment, and the Jobs API."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from silkpurse.errors import SilkpurseError
-from silkpurse.settings import get_settings
 
 
 @click.group()
@@ -18,31 +15,19 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--runs", type=click.IntRange(1, 1000), default=4, show_default=True, help="Flow runs at a time.")
-@click.option("--limits/--no-limits", default=True, show_default=True, help="Size the stage concurrency limits first.")
+@click.option("--runs", type=click.IntRange(1, 1000), default=4, show_default=True, help="Flow runs at a time here.")
+@click.option(
+    "--max-runs", type=click.IntRange(1, 10000), help="Flow runs at a time over all workers (deployment limit)."
+)
 @click.option(
     "--webserver", is_flag=True, help="Answer /health on PREFECT_RUNNER_SERVER_HOST:PORT (for liveness probes)."
 )
-def serve(runs: int, limits: bool, webserver: bool) -> None:
+def serve(runs: int, max_runs: int | None, webserver: bool) -> None:
     """Serve the enhance-video/default deployment (runs from the UI or `prefect deployment run`)."""
     from silkpurse_orchestrator import deploy
 
     try:
-        if limits:
-            click.echo(f"concurrency limits: {json.dumps(deploy.set_limits(get_settings()))}", err=True)
-        deploy.serve(runs=runs, webserver=webserver)
-    except SilkpurseError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
-
-
-@main.command()
-def limits() -> None:
-    """Create or resize the stages' global concurrency limits from the service addresses."""
-    from silkpurse_orchestrator import deploy
-
-    try:
-        click.echo(json.dumps(deploy.set_limits(get_settings())))
+        deploy.serve(runs=runs, max_runs=max_runs, webserver=webserver)
     except SilkpurseError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)

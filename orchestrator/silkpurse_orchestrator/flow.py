@@ -141,12 +141,15 @@ def run_job(
     stages = FlowStages(remote)
     reporter = FlowReporter()
     walker = PlanWalker(plan, info, stages, reporter, keep_work=keep_work, fanout=services.fanout)
-    joined = walker.run(Path(destination.name))
-    published = destination.publish(store, remote.output_key, joined.frames, source, plan)
-    store.delete_prefix(f"outputs/{plan.job}")
-    result = walker.result(input, output, joined, started, output_file=published)
-    reporter.publish_summary(result)
-    destination.cleanup()
+    try:
+        joined = walker.run(Path(destination.name))
+        published = destination.publish(store, remote.output_key, joined.frames, source, plan)
+        store.delete_prefix(f"outputs/{plan.job}")
+        result = walker.result(input, output, joined, started, output_file=published)
+        reporter.publish_summary(result)
+    finally:
+        reporter.close()
+        destination.cleanup()
     return result.to_json()
 
 

@@ -5,10 +5,12 @@ calls (:class:`~silkpurse.service.remote.RemoteStages`) so that every extract, u
 interpolate, encode and join shows in the Prefect UI as a task run named by its plan step
 (``c00001/upscale/b0003``), and:
 
-* holds a slot of the stage's global concurrency limit (``silkpurse-upscaler``,
-  ``silkpurse-interpolator``, ``silkpurse-encoder``) while it calls, so all the flow runs
-  together never queue more calls on a stage than its replicas take
-  (``silkpurse-orchestrator limits`` sizes them; a missing limit bounds nothing);
+* is bounded by the walker's fan-out (replicas x ``SILKPURSE_CALLS_PER_REPLICA`` calls in
+  flight per stage), not by a Prefect concurrency slot per call: measured, acquiring a global
+  slot around every batch call cost about 2 s per call in Prefect's client (its acquisitions
+  for one limit go one at a time) and cut replica use to 21-37 % (docs/benchmarks.md). Across
+  flow runs, each replica's admission queue bounds the calls (RESOURCE_EXHAUSTED beyond it,
+  retried on another replica), and the deployment's concurrency limit bounds the runs;
 * is retried by Prefect with backoff when the failure is transient (a replica gone or busy,
   the store not answering: ``err.retryable``), after the gRPC channel's own retries on other
   replicas; a permanent error fails the run at once;
@@ -23,14 +25,12 @@ stored); it is not retried by Prefect, since a retry would yield the chunk's bat
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
-from prefect.concurrency.sync import concurrency
 from prefect.states import State
 
 from silkpurse import tasks
@@ -40,18 +40,6 @@ from silkpurse.service.remote import RemoteStages
 #: Prefect's retries of a transient failure, after the channel's own (see silkpurse.service.client).
 RETRIES = 3
 RETRY_DELAYS_S = [2, 10, 30]
-#: The global concurrency limit of each stage's calls, named after its service.
-#: (The extraction, one stream per chunk and run, is bounded by the walker alone.)
-LIMITS = {stage: f"silkpurse-{stage}" for stage in ("upscaler", "interpolator", "encoder")}
-#: Seconds a slot is leased for (renewed while the call runs). A run killed mid-call (cancelled,
-#: its pod evicted) gives its slots back when their leases expire: the shortest lease Prefect
-#: takes, so a re-run or the next run waits at most about a minute for slots nobody holds.
-LEASE_S = 60.0
-
-
-def slot(stage: str) -> AbstractContextManager[None]:
-    """A slot of ``stage``'s global concurrency limit for one call (nothing bounds a missing limit)."""
-    return concurrency(LIMITS[stage], strict=False, lease_duration=LEASE_S)
 
 
 def transient(_task: Task[..., Any], _run: TaskRun, state: State[Any]) -> bool:
@@ -81,26 +69,22 @@ def extract(stages: RemoteStages, task: tasks.ExtractTask) -> Iterator[tasks.Ext
 
 @task(name="upscale", task_run_name="{task.step}", **_retried)
 def upscale(stages: RemoteStages, task: tasks.UpscaleTask) -> tasks.UpscaleResult:
-    with slot("upscaler"):
-        return stages.upscale(task)
+    return stages.upscale(task)
 
 
 @task(name="interpolate", task_run_name="{task.step}", **_retried)
 def interpolate(stages: RemoteStages, task: tasks.InterpolateTask) -> tasks.InterpolateResult:
-    with slot("interpolator"):
-        return stages.interpolate(task)
+    return stages.interpolate(task)
 
 
 @task(name="encode", task_run_name="{task.step}", **_retried)
 def encode_segment(stages: RemoteStages, task: tasks.EncodeTask) -> tasks.SegmentResult:
-    with slot("encoder"):
-        return stages.services.encoder.encode_segment(stages.job, task, stages.input_key)
+    return stages.services.encoder.encode_segment(stages.job, task, stages.input_key)
 
 
 @task(name="join", task_run_name="{task.step}", **_retried)
 def join(stages: RemoteStages, task: tasks.JoinTask) -> tasks.JoinResult:
-    with slot("encoder"):
-        return stages.services.encoder.join(stages.job, task, stages.input_key, stages.output_key)
+    return stages.services.encoder.join(stages.job, task, stages.input_key, stages.output_key)
 
 
 class FlowStages:
