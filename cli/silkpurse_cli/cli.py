@@ -572,11 +572,11 @@ def models_import(path: Path, name: str | None) -> None:
 
 
 @cli.command()
-@click.argument("stage", type=click.Choice(["extractor", "upscaler", "interpolator", "encoder"]))
+@click.argument("stage", type=click.Choice(["extractor", "upscaler", "interpolator", "encoder", "jobs"]))
 @click.option("--host", help="Address to bind [default: 127.0.0.1, or SILKPURSE_HOST].")
-@click.option("--port", type=int, help="gRPC port [default: 50051-50054 by stage, or SILKPURSE_PORT].")
+@click.option("--port", type=int, help="gRPC port [default: 50051-50055 by service, or SILKPURSE_PORT].")
 @click.option(
-    "--metrics-port", type=int, help="Prometheus port, 0 = off [default: 9451-9454, or SILKPURSE_METRICS_PORT]."
+    "--metrics-port", type=int, help="Prometheus port, 0 = off [default: 9451-9455, or SILKPURSE_METRICS_PORT]."
 )
 @click.option("--max-concurrent", type=int, help="Calls computed at once [default: 1 for model stages, else 2].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Compute device (model stages).")
@@ -586,7 +586,8 @@ def models_import(path: Path, name: str | None) -> None:
 @click.option("--denoise-strength", type=float, default=None, help="Denoise blend (upscaler, realesr-general-x4v3).")
 @click.option("--rife-scale", type=float, default=1.0, show_default=True, help="RIFE flow scale (interpolator).")
 def serve(stage: str, **flags: Any) -> None:
-    """Run one stage as a gRPC service (see docs/services.md); stops gracefully on SIGTERM."""
+    """Run one stage as a gRPC service (see docs/services.md), or the Jobs API ("jobs": needs
+    silkpurse-orchestrator and PREFECT_API_URL; see docs/orchestration.md); stops gracefully on SIGTERM."""
     from silkpurse.service.settings import ServiceSettings
 
     overrides = {
@@ -601,6 +602,8 @@ def serve(stage: str, **flags: Any) -> None:
         from silkpurse_encoder.server import main as serve_encoder
 
         code = serve_encoder(settings)
+    elif stage == "jobs":
+        code = _serve_jobs(settings)
     elif stage == "upscaler":
         from silkpurse_upscaler.server import UpscalerOptions
         from silkpurse_upscaler.server import main as serve_upscaler
@@ -616,6 +619,20 @@ def serve(stage: str, **flags: Any) -> None:
         code = serve_interpolator(settings, InterpolatorOptions(model, flags["rife_scale"], settings.device))
     if code:
         sys.exit(code)
+
+
+def _serve_jobs(settings: Any) -> int:
+    """``silkpurse serve jobs``: the orchestrator's Jobs API (``silkpurse-orchestrator jobs``)."""
+    try:
+        from silkpurse_orchestrator.jobs import main as serve_jobs
+    except ModuleNotFoundError as err:
+        if err.name is None or not err.name.startswith(("silkpurse_orchestrator", "prefect")):
+            raise
+        raise OptionsError(
+            "`silkpurse serve jobs` needs the orchestrator, which is not installed",
+            "pip install ./orchestrator (silkpurse-orchestrator)",
+        ) from None
+    return serve_jobs(settings)
 
 
 class Terminated(KeyboardInterrupt):

@@ -12,10 +12,10 @@ from collections import Counter
 import pytest
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FileDescriptor
 
-from silkpurse.v1 import common_pb2, encoder_pb2, extractor_pb2, interpolator_pb2, upscaler_pb2
+from silkpurse.v1 import common_pb2, encoder_pb2, extractor_pb2, interpolator_pb2, jobs_pb2, upscaler_pb2
 
 FILES: list[FileDescriptor] = [
-    m.DESCRIPTOR for m in (common_pb2, encoder_pb2, extractor_pb2, interpolator_pb2, upscaler_pb2)
+    m.DESCRIPTOR for m in (common_pb2, encoder_pb2, extractor_pb2, interpolator_pb2, jobs_pb2, upscaler_pb2)
 ]
 PASCAL = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 SNAKE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -67,6 +67,7 @@ def test_services_and_rpcs_are_named_the_buf_way() -> None:
         "UpscalerService",
         "InterpolatorService",
         "EncoderService",
+        "JobsService",
     }
     for service in services:
         for method in service.methods:

@@ -95,9 +95,9 @@ class ServiceState:
 
     def check(self) -> None:
         if self.draining.is_set():
-            raise NotReady(f"the {self.name} is shutting down", "retry on another replica")
+            raise NotReady(f"the {self.name} service is shutting down", "retry on another replica")
         if not self.ready.is_set():
-            raise NotReady(f"the {self.name} is still warming up", "retry in a few seconds")
+            raise NotReady(f"the {self.name} service is still warming up", "retry in a few seconds")
 
 
 class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -177,7 +177,7 @@ class _CallLog:
 
     def __init__(self, method: str, request: Any) -> None:
         self.method = method
-        self.fields = {k: getattr(request, k) for k in ("job", "step") if getattr(request, k, "")}
+        self.fields = {k: getattr(request, k) for k in ("job", "job_id", "step") if getattr(request, k, "")}
         self.code = grpc.StatusCode.OK
         self.message = ""
         self.started = time.perf_counter()
@@ -210,12 +210,15 @@ def serve(
     *,
     warm_up: Callable[[], None] | None = None,
     unlimited: frozenset[str] = frozenset({"Describe"}),
+    on_drain: Callable[[], None] | None = None,
 ) -> int:
     """Serve ``servicer`` until SIGTERM/SIGINT; returns the process's exit status.
 
     ``warm_up`` runs after the port is open (health says NOT_SERVING meanwhile): a model
     service loads its engine and runs ``engine.warm_up()`` there. If it fails with a
     :class:`SilkpurseError`, the server stops and the error's exit code is returned.
+    ``on_drain`` is called when draining begins (before the grace period), so long calls (the
+    Jobs API's watches) can end rather than hold the shutdown for the whole grace period.
     """
     logs.configure(stage, settings.log_format)
     state = ServiceState(stage)
@@ -282,6 +285,8 @@ def serve(
         pass
     state.draining.set()
     health_servicer.enter_graceful_shutdown()
+    if on_drain is not None:
+        on_drain()
     started = time.perf_counter()
     server.stop(settings.shutdown_grace_s).wait()
     log.info("stopped", extra={"seconds": round(time.perf_counter() - started, 3), "exit_code": exit_code[0]})

@@ -11,9 +11,26 @@ from silkpurse.settings import Settings
 
 StageService = Literal["extractor", "upscaler", "interpolator", "encoder"]
 
-#: Default gRPC and metrics ports per stage (a machine can run one of each side by side).
-DEFAULT_PORTS: dict[str, int] = {"extractor": 50051, "upscaler": 50052, "interpolator": 50053, "encoder": 50054}
-DEFAULT_METRICS_PORTS: dict[str, int] = {"extractor": 9451, "upscaler": 9452, "interpolator": 9453, "encoder": 9454}
+#: Default gRPC and metrics ports per service (a machine can run one of each side by side); "jobs"
+#: is the orchestrator's Jobs API (silkpurse_orchestrator.jobs).
+DEFAULT_PORTS: dict[str, int] = {
+    "extractor": 50051,
+    "upscaler": 50052,
+    "interpolator": 50053,
+    "encoder": 50054,
+    "jobs": 50055,
+}
+DEFAULT_METRICS_PORTS: dict[str, int] = {
+    "extractor": 9451,
+    "upscaler": 9452,
+    "interpolator": 9453,
+    "encoder": 9454,
+    "jobs": 9455,
+}
+#: Calls served at once by default: one batch at a time on a model replica, a few on the others,
+#: many on the Jobs API (a WatchJob call holds its slot for as long as the job runs; its short
+#: calls are not counted).
+DEFAULT_CONCURRENCY: dict[str, int] = {"upscaler": 1, "interpolator": 1, "jobs": 64}
 
 
 class ServiceSettings(Settings):
@@ -23,7 +40,7 @@ class ServiceSettings(Settings):
         default=None, ge=0, le=65535, description="Prometheus port; default per stage, 0 turns it off."
     )
     max_concurrent: int | None = Field(
-        default=None, ge=1, le=256, description="Calls computed at once; default 1 for model stages, 2 otherwise."
+        default=None, ge=1, le=256, description="Calls served at once; default 1 for model stages, 64 for jobs, else 2."
     )
     max_queue: int = Field(
         default=2, ge=0, le=1024, description="Calls waiting for a slot; beyond: RESOURCE_EXHAUSTED."
@@ -43,4 +60,4 @@ class ServiceSettings(Settings):
     def concurrency_for(self, stage: str) -> int:
         if self.max_concurrent is not None:
             return self.max_concurrent
-        return 1 if stage in ("upscaler", "interpolator") else 2
+        return DEFAULT_CONCURRENCY.get(stage, 2)

@@ -14,6 +14,10 @@ MediaError                      INTERNAL              ffmpeg failed on media tha
 Overloaded                      RESOURCE_EXHAUSTED    retried, on another replica
 DeadlinePassed                  DEADLINE_EXCEEDED     the caller's deadline passed
 NotReady                        UNAVAILABLE           warming up or draining
+NotFound                        NOT_FOUND             the call names something unknown (a job)
+AlreadyExists                   ALREADY_EXISTS        an idempotency key reused differently
+WrongState                      FAILED_PRECONDITION   not possible now (cancel a finished job)
+Unreachable                     UNAVAILABLE           a server the service needs (Prefect's) is down
 anything else                   INTERNAL              a bug: traceback in the log, not sent
 ==============================  ====================  ====================================
 
@@ -53,6 +57,26 @@ class NotReady(SilkpurseError):
     retryable = True
 
 
+class NotFound(SilkpurseError):
+    """The call names something that does not exist (a job id no run has)."""
+
+
+class AlreadyExists(SilkpurseError):
+    """The call would create something that exists already, differently (an idempotency key
+    used before with other parameters)."""
+
+
+class WrongState(SilkpurseError):
+    """What the call asks is impossible in the current state (cancelling a finished job, a
+    deployment that is not served)."""
+
+
+class Unreachable(SilkpurseError):
+    """A server this service depends on (the Prefect API) does not answer."""
+
+    retryable = True
+
+
 # Words of the store's and the batch reader's messages (silkpurse.store, silkpurse.batch).
 _MISSING = ("is not in the store",)
 _CORRUPT = ("corrupt", "truncated", "checksum", "not a silkpurse", "has format", "was written for")
@@ -60,7 +84,7 @@ _CORRUPT = ("corrupt", "truncated", "checksum", "not a silkpurse", "has format",
 
 def status_of(err: SilkpurseError) -> grpc.StatusCode:
     """The status code a call failing with ``err`` ends with."""
-    if isinstance(err, StoreUnavailableError | NotReady):
+    if isinstance(err, StoreUnavailableError | NotReady | Unreachable):
         return grpc.StatusCode.UNAVAILABLE
     if isinstance(err, StoreError):
         what = err.what.lower()
@@ -77,6 +101,12 @@ def status_of(err: SilkpurseError) -> grpc.StatusCode:
         return grpc.StatusCode.RESOURCE_EXHAUSTED
     if isinstance(err, DeadlinePassed):
         return grpc.StatusCode.DEADLINE_EXCEEDED
+    if isinstance(err, NotFound):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(err, AlreadyExists):
+        return grpc.StatusCode.ALREADY_EXISTS
+    if isinstance(err, WrongState):
+        return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(err, MediaError):
         return grpc.StatusCode.INTERNAL
     return grpc.StatusCode.INTERNAL
