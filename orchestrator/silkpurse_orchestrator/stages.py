@@ -94,7 +94,6 @@ class FlowStages:
 
     def __init__(self, remote: RemoteStages) -> None:
         self.remote = remote
-        self.joined: tasks.JoinResult | None = None
 
     def extract(self, task: tasks.ExtractTask) -> Iterator[tasks.ExtractedBatch]:
         return iter(extract(self.remote, task))
@@ -114,8 +113,7 @@ class FlowStages:
         return self.remote.clean_speech(task)  # refused with its reason: no CleanSpeech call yet
 
     def join(self, task: tasks.JoinTask, output: Path) -> tasks.JoinResult:
-        self.joined = join(self.remote, task)
-        return self.joined
+        return join(self.remote, task)
 
     def segment_done(self, key: str) -> bool:
         return self.remote.segment_done(key)
