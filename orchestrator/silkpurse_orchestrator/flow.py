@@ -15,8 +15,10 @@ Parameters mirror ``silkpurse enhance``'s options, typed, so the Prefect UI show
 
 # No `from __future__ import annotations`: Prefect builds the parameters form from the real types.
 
+import inspect
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -25,11 +27,11 @@ from prefect import flow
 from prefect.logging import get_run_logger
 from pydantic import Field
 
-from silkpurse.errors import MediaError, OptionsError
+from silkpurse.errors import OptionsError
 from silkpurse.fetch import fetch_input, url_scheme
 from silkpurse.files import sha256_of
 from silkpurse.media.codecs import container_for
-from silkpurse.media.probe import count_frames, probe
+from silkpurse.media.probe import probe
 from silkpurse.output import check_output_path, claim_output
 from silkpurse.plan import (
     DEFAULT_BATCH_SIZE,
@@ -41,7 +43,7 @@ from silkpurse.plan import (
 )
 from silkpurse.s3 import S3Store
 from silkpurse.service.client import input_key_of, output_key_of
-from silkpurse.service.remote import RemoteStages, Services, plan_for_replicas
+from silkpurse.service.remote import RemoteStages, Services, check_frames, plan_for_replicas
 from silkpurse.settings import Settings, get_settings
 from silkpurse.store import BatchStore, open_store
 from silkpurse.timeline import as_rate
@@ -93,23 +95,33 @@ def enhance_video(
             interpolate at the source size and upscale every output frame.
         keep_work: Keep the job's batches in the store after success.
     """
-    options = JobOptions(
-        scale=scale,
-        upscale_model=upscale_model,
-        interpolate=1 if fps else interpolate,
-        fps=as_rate(fps) if fps else None,
-        interp_model=interp_model,
-        rife_scale=rife_scale,
-        scene_threshold=scene_threshold,
-        codec=codec,
-        crf=crf,
-        preset=preset,
-        ten_bit=ten_bit,
-        batch_size=batch_size,
-        chunk_frames=chunk_frames,
-        order=order,
-    )
+    options = job_options(locals())
     return run_job(input, output, options, keep_work=keep_work)
+
+
+def job_options(parameters: Mapping[str, Any]) -> JobOptions:
+    """The job's options from the flow's parameters: those given, the flow's defaults for the
+    others (the flow and the Jobs API build them the same way)."""
+    bound = inspect.signature(enhance_video.fn).bind_partial(**parameters)
+    bound.apply_defaults()
+    given = bound.arguments
+    fps = given["fps"]
+    return JobOptions(
+        scale=given["scale"],
+        upscale_model=given["upscale_model"],
+        interpolate=1 if fps else given["interpolate"],
+        fps=as_rate(fps) if fps else None,
+        interp_model=given["interp_model"],
+        rife_scale=given["rife_scale"],
+        scene_threshold=given["scene_threshold"],
+        codec=given["codec"],
+        crf=given["crf"],
+        preset=given["preset"],
+        ten_bit=given["ten_bit"],
+        batch_size=given["batch_size"],
+        chunk_frames=given["chunk_frames"],
+        order=given["order"],
+    )
 
 
 def run_job(
@@ -216,9 +228,7 @@ class Destination:
             self._local.unlink(missing_ok=True)
 
     def _verified(self, path: Path, frames: int, source: Path, plan: JobPlan) -> None:
-        found = count_frames(path)
-        if found != frames:
-            raise MediaError(f"the joined output holds {found} frames, the encoder wrote {frames}", "run the job again")
+        check_frames(path, self.name, frames)
         seconds = 0.5 * plan.frames_in / plan.rate_in
         try:
             publish_comparison(comparison(source, path, seconds), seconds)

@@ -55,13 +55,12 @@ from prefect.utilities.urls import url_for
 from silkpurse.errors import OptionsError, SilkpurseError
 from silkpurse.fetch import url_scheme
 from silkpurse.media.codecs import CODECS, container_for
-from silkpurse.plan import DEFAULT_BATCH_SIZE, DEFAULT_CHUNK_FRAMES, JobOptions
 from silkpurse.service.server import serve
 from silkpurse.service.settings import ServiceSettings
 from silkpurse.service.status import AlreadyExists, NotFound, NotReady, Unreachable, WrongState
-from silkpurse.timeline import as_rate
 from silkpurse.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc
 from silkpurse_orchestrator import DEPLOYMENT
+from silkpurse_orchestrator.flow import job_options
 
 SERVICE = jobs_pb2.DESCRIPTOR.services_by_name["JobsService"].full_name
 log = logging.getLogger("silkpurse.jobs")
@@ -177,25 +176,8 @@ def flow_parameters(request: jobs_pb2.SubmitJobRequest) -> dict[str, Any]:
         raise OptionsError(
             "idempotency_key is not 1 to 128 printable ASCII characters", "use e.g. a UUID or your own request id"
         )
-    _options(parameters).validate()  # the plan's own rules, the same the flow applies
+    job_options(parameters).validate()  # the plan's own rules, the options the flow will build
     return parameters
-
-
-def _options(parameters: dict[str, Any]) -> JobOptions:
-    fps = parameters.get("fps")
-    return JobOptions(
-        scale=parameters.get("scale", 2),
-        interpolate=1 if fps else parameters.get("interpolate", 2),
-        fps=as_rate(fps) if fps else None,
-        rife_scale=parameters.get("rife_scale", 1.0),
-        scene_threshold=parameters.get("scene_threshold"),
-        codec=parameters.get("codec", "h264"),
-        crf=parameters.get("crf"),
-        preset=parameters.get("preset"),
-        ten_bit=parameters.get("ten_bit"),
-        batch_size=parameters.get("batch_size", DEFAULT_BATCH_SIZE),
-        chunk_frames=parameters.get("chunk_frames", DEFAULT_CHUNK_FRAMES),
-    )
 
 
 def _uri(field: str, value: str) -> str:

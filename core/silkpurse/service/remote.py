@@ -127,7 +127,7 @@ class RemoteStages:
         # CLI's claim of ``output`` this joins it.
         with claim_output(output) as claim:
             self.store.download(self.output_key, claim.temp)
-            claim.publish(verify=lambda tmp: _check_frames(tmp, output, result.frames))
+            claim.publish(verify=lambda tmp: check_frames(tmp, output, result.frames))
         return tasks.JoinResult(
             str(output), result.frames, result.copied_streams, result.reencoded_streams, result.dropped_streams
         )
@@ -158,10 +158,10 @@ def _check_replica(
         )
 
 
-def _check_frames(path: Path, output: Path, frames: int) -> None:
-    """The downloaded output holds the frames the encoder service reported."""
+def check_frames(path: Path, output: Path | str, frames: int) -> None:
+    """The downloaded copy of ``output`` at ``path`` holds the frames the encoder service reported."""
     found = count_frames(path)
     if found != frames:
         raise MediaError(
-            f"the downloaded {output.name} holds {found} frames, the encoder wrote {frames}", "run the job again"
+            f"the downloaded {Path(output).name} holds {found} frames, the encoder wrote {frames}", "run the job again"
         )
