@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -191,29 +191,30 @@ def engines(frames: np.ndarray, device: str, paths: dict[str, str | None]) -> di
 
 @contextmanager
 def models_timed() -> Iterator[list[float]]:
-    """Seconds spent inside the networks while the block runs: the engines' compute slots
-    (:func:`silkpurse.nn.engine.compute_slot`) are timed from the moment they are held, so the
-    models' own compute is measured in the very run whose wall time it is compared with."""
+    """Seconds spent inside the networks while the block runs: the engines' network calls
+    (:func:`silkpurse.nn.engine.compute`) are timed from the moment they start computing, so
+    the models' own compute is measured in the very run whose wall time it is compared with."""
     import silkpurse_interpolator.engine as interp_engine
     import silkpurse_upscaler.engine as up_engine
 
-    real = up_engine.compute_slot
+    real = up_engine.compute
     inside = [0.0]
 
-    @contextmanager
-    def timed(device: torch.device) -> Iterator[None]:
-        with real(device):
+    def timed(device: torch.device, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        def network(*a: Any, **k: Any) -> Any:
             started = time.perf_counter()
             try:
-                yield
+                return fn(*a, **k)
             finally:
                 inside[0] += time.perf_counter() - started
 
-    up_engine.compute_slot = interp_engine.compute_slot = timed  # type: ignore[assignment]
+        return real(device, network, *args, **kwargs)
+
+    up_engine.compute = interp_engine.compute = timed  # type: ignore[assignment]
     try:
         yield inside
     finally:
-        up_engine.compute_slot = interp_engine.compute_slot = real  # type: ignore[assignment]
+        up_engine.compute = interp_engine.compute = real  # type: ignore[assignment]
 
 
 def enhance(clip: Path, out: Path, work: Path, device: str, order: str) -> dict[str, Any]:

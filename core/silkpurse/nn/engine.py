@@ -14,13 +14,15 @@ options). Besides its work method it offers:
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Concatenate, Literal, ParamSpec, TypeVar
 
 import torch
 
@@ -34,6 +36,9 @@ Precision = Literal["fp32", "fp16", "bf16"]
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 #: A frame size (height, width) in pixels.
 FrameSize = tuple[int, int]
+P = ParamSpec("P")
+T = TypeVar("T")
+E = TypeVar("E", bound="ModelEngine")
 
 
 def precision_of(dtype: torch.dtype) -> Precision:
@@ -43,23 +48,68 @@ def precision_of(dtype: torch.dtype) -> Precision:
     raise OptionsError(f"unsupported compute dtype {dtype}", "use fp32, fp16 or bf16")
 
 
-#: One network computes at a time on the CPU in a process. Each call already spreads over every
-#: core (torch's intra-op threads); two engines computing at once (the walker overlaps the
-#: upscale of batch j + 1 with the interpolation of batch j) would run two OpenMP teams on the
-#: same cores, which spin and evict each other's caches.
-_CPU_COMPUTE = threading.Lock()
+#: Every network of a process runs in this one thread when it runs on the CPU.
+#:
+#: * One network at a time: each call already spreads over every core (torch's intra-op
+#:   threads); two at once would run two thread teams on the same cores.
+#: * One OpenMP team: libgomp gives every thread that starts a parallel region its own team of
+#:   workers, and once it manages more threads than there are cores it stops spinning between
+#:   regions: every worker then sleeps and is woken for each of the network's hundreds of small
+#:   operations. Measured (bench/bench_speed.py, 2 cores, 54 frames x2 + x2): with the
+#:   upscaler and interpolator called from the walker's two threads, 52,000 voluntary context
+#:   switches and the networks 17-23 % slower than alone; from this one thread, 2,800.
+#:
+#: Engines are therefore built here too (:func:`built_on_compute_thread`): loading weights runs
+#: parallel regions, and the thread that loads would keep an idle team of its own.
+_compute_thread: ThreadPoolExecutor | None = None
+_compute_thread_lock = threading.Lock()
+_in_compute_thread = threading.local()
 
 
-@contextmanager
-def compute_slot(device: torch.device) -> Iterator[None]:
-    """Hold the process's CPU compute slot while a network runs on the CPU (no-op on CUDA),
-    under ``torch.inference_mode()``."""
-    if device.type == "cpu":
-        with _CPU_COMPUTE, torch.inference_mode():
-            yield
-    else:
+def _forget_compute_thread() -> None:
+    global _compute_thread
+    _compute_thread = None  # a forked child has no such thread: it starts its own
+
+
+os.register_at_fork(after_in_child=_forget_compute_thread)
+
+
+def on_compute_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``fn(*args, **kwargs)`` in the process's compute thread (at once if this is it)."""
+    global _compute_thread
+    if getattr(_in_compute_thread, "active", False):
+        return fn(*args, **kwargs)
+    with _compute_thread_lock:
+        if _compute_thread is None:
+            _compute_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="compute")
+        executor = _compute_thread
+
+    def run() -> T:
+        _in_compute_thread.active = True
+        return fn(*args, **kwargs)
+
+    return executor.submit(run).result()
+
+
+def compute(device: torch.device, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run a network call under ``torch.inference_mode()``: on the CPU in the compute thread,
+    on CUDA in the calling thread (several callers then share the GPU through its streams)."""
+
+    def infer() -> T:
         with torch.inference_mode():
-            yield
+            return fn(*args, **kwargs)
+
+    return on_compute_thread(infer) if device.type == "cpu" else infer()
+
+
+def built_on_compute_thread(init: Callable[Concatenate[E, P], None]) -> Callable[Concatenate[E, P], None]:
+    """Decorate an engine's ``__init__`` so that it loads in the compute thread (see above)."""
+
+    @functools.wraps(init)
+    def build(self: E, *args: P.args, **kwargs: P.kwargs) -> None:
+        on_compute_thread(init, self, *args, **kwargs)
+
+    return build
 
 
 def cpu_has_native_bf16() -> bool:

@@ -41,8 +41,9 @@ from silkpurse.nn.engine import (
     FrameSize,
     ModelEngine,
     Precision,
+    built_on_compute_thread,
     choose_precision,
-    compute_slot,
+    compute,
     open_weights,
     warm_up_size,
 )
@@ -103,6 +104,7 @@ class Interpolator(ModelEngine):
 
     kind = "interpolate"
 
+    @built_on_compute_thread
     def __init__(
         self,
         model: str | Path = "rife-hdv3",
@@ -236,8 +238,7 @@ class Interpolator(ModelEngine):
             else:
                 jobs.append((k, a, b, te))
         if jobs:
-            with compute_slot(self._device):
-                results = self._run(frames, jobs)
+            results = compute(self._device, self._run, frames, jobs)
             for k, frame in results.items():
                 out[k] = frame
         return out

@@ -40,8 +40,9 @@ from silkpurse.nn.engine import (
     FrameSize,
     ModelEngine,
     Precision,
+    built_on_compute_thread,
     choose_precision,
-    compute_slot,
+    compute,
     open_weights,
     warm_up_size,
 )
@@ -107,6 +108,7 @@ class Upscaler(ModelEngine):
 
     kind = "upscale"
 
+    @built_on_compute_thread
     def __init__(
         self,
         model: str | Path,
@@ -218,16 +220,17 @@ class Upscaler(ModelEngine):
             out[starts[i] : starts[i] + len(result)] = result
 
         started = time.perf_counter()
-        with compute_slot(self._device):
-            # On CUDA uploads, the network and downloads of consecutive forward batches overlap
-            # (silkpurse.nn.transfer); on the CPU this is a plain loop.
-            run_batches(
-                self._device,
-                [frames[s : s + plan.frames_per_forward] for s in starts],
-                lambda x: self._upscale_batch(x, plan.tile, frames.dtype),
-                store,
-                self._pinned,
-            )
+        # On CUDA uploads, the network and downloads of consecutive forward batches overlap
+        # (silkpurse.nn.transfer); on the CPU this is a plain loop.
+        compute(
+            self._device,
+            run_batches,
+            self._device,
+            [frames[s : s + plan.frames_per_forward] for s in starts],
+            lambda x: self._upscale_batch(x, plan.tile, frames.dtype),
+            store,
+            self._pinned,
+        )
         log.debug(
             "upscaled %d frames %dx%d x%d in %.2f s (plan %s)",
             n,
