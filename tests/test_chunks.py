@@ -104,6 +104,42 @@ def test_the_work_directory_holds_at_most_two_chunks(clip_with_audio: Path, tmp_
     assert peak[0] < whole_job / 2
 
 
+def test_parallel_encoders_overlap_and_give_the_bytes_of_one(
+    clip_with_audio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import silkpurse_cli.embedded as embedded
+
+    encode_segment, together = embedded.encode_segment, threading.Barrier(2, timeout=30)
+    calls, in_flight, most = [0], [0], [0]
+    lock = threading.Lock()
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with lock:
+            calls[0] += 1
+            first_two = calls[0] <= 2
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        try:
+            if first_two:
+                together.wait()  # each of the first two segments waits until the other has started
+            return encode_segment(*args, **kwargs)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    options = JobOptions(scale=1, interpolate=1, batch_size=3, chunk_frames=6)  # 5 chunks
+    outputs = {}
+    for encoders in (1, 2):
+        monkeypatch.setattr(embedded, "encode_segment", counted if encoders == 2 else encode_segment)
+        outputs[encoders] = tmp_path / f"out-{encoders}.mp4"
+        run_options = RunOptions(work_dir=tmp_path / "work", device="cpu", encoders=encoders)
+        pipeline = Pipeline(clip_with_audio, outputs[encoders], options, run_options)
+        assert pipeline.encoders == encoders
+        pipeline.run()
+    assert most[0] == 2 and not together.broken, "two segments were encoded at the same time"
+    assert outputs[1].read_bytes() == outputs[2].read_bytes()
+
+
 def test_plan_command_shows_the_work_without_loading_a_model(clip_with_audio: Path, tmp_path: Path) -> None:
     out = subprocess.run(
         [

@@ -89,6 +89,8 @@ def test_output_equal_to_input(clip_with_audio: Path, tmp_path: Path) -> None:
         (["--upscale-model", "no-such-model"], 5, "unknown upscale model 'no-such-model'"),
         (["--interp-model", "no-such-model", "--scale", "1"], 5, "unknown interpolation model"),
         (["--device", "cuda"], 6, "CUDA was requested"),
+        (["--encoders", "0"], 2, "0 encoders at once is impossible"),
+        (["--remote", "--encoders", "2"], 2, "--encoders sets the encoders of an embedded run"),
     ],
 )
 def test_impossible_options(clip_with_audio: Path, tmp_path: Path, options: list[str], code: int, message: str) -> None:

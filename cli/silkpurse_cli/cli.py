@@ -190,6 +190,11 @@ _JOB_OPTIONS = [
         type=click.Choice(["fp32", "fp16", "bf16"]),
         help="Model precision [default: fp16 on CUDA; bf16 on CPUs with native bf16 where faithful; else fp32].",
     ),
+    click.option(
+        "--encoders",
+        type=int,
+        help="Chunk segments encoded at once [default: 1 with the models on the CPU, else one per 4 cores].",
+    ),
     click.option("--keep-work", is_flag=True, help="Keep the work directory of batches after success."),
     click.option("--work-dir", type=click.Path(path_type=Path), help="Where batches are kept between stages."),
     click.option("--quiet", "-q", is_flag=True, help="No progress output."),
@@ -236,7 +241,7 @@ def _split_options(options: dict[str, Any]) -> tuple[Any, Any]:
     from silkpurse.settings import get_settings
     from silkpurse_cli.embedded import RunOptions
 
-    run_fields = {"device", "keep_work", "work_dir"}
+    run_fields = {"device", "keep_work", "work_dir", "encoders"}
     given = {k: v for k, v in options.items() if v is not None}
     given.setdefault("batch_size", get_settings().batch_size)
     job = JobOptions(**{k: v for k, v in given.items() if k not in run_fields})
@@ -254,6 +259,10 @@ def _run_enhance(
     **options: Any,
 ) -> None:
     job, run = _split_options(options)
+    if remote and run.encoders is not None:
+        raise OptionsError(
+            "--encoders sets the encoders of an embedded run", "with --remote, run more encoder replicas instead"
+        )
     # A URL is downloaded first; the local copy is the input from here on (probing, the
     # "output is the input" checks, and the resume keys, which hash its content).
     source = _local_input(

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from silkpurse import tasks
-from silkpurse.errors import StoreError
+from silkpurse.errors import OptionsError, StoreError
 from silkpurse.files import sha256_of
 from silkpurse.media.probe import VideoInfo, probe
 from silkpurse.plan import JobOptions, JobPlan, build_plan, stages_needed
 from silkpurse.progress import Reporter, SilentReporter
 from silkpurse.settings import Settings, get_settings
 from silkpurse.store import LocalStore
-from silkpurse.walker import EnhanceResult, PlanWalker
+from silkpurse.walker import EnhanceResult, Fanout, PlanWalker
 from silkpurse_encoder.encode import check_output
 from silkpurse_encoder.stage import clean_speech, encode_segment, join_segments, segment_done
 from silkpurse_extractor.stage import extract_stream
@@ -45,6 +45,30 @@ class RunOptions:
     device: str | None = None
     keep_work: bool = False
     work_dir: Path | None = None
+    encoders: int | None = None
+    """Chunk segments encoded at once (``None``: :func:`default_encoders`)."""
+
+    def __post_init__(self) -> None:
+        if self.encoders is not None and not 1 <= self.encoders <= MAX_ENCODERS:
+            raise OptionsError(
+                f"{self.encoders} encoders at once is impossible", f"use 1 to {MAX_ENCODERS} (--encoders)"
+            )
+
+
+#: Each encoder is an ffmpeg process with its own threads and two chunks of frames in flight.
+MAX_ENCODERS = 32
+
+
+def default_encoders(models_on_cpu: bool) -> int:
+    """Chunk segments to encode at once. With models on the CPU one: the networks use every
+    core, and an encoder runs beside them already. Otherwise (a GPU, or no model) the cores are
+    the encoders', and one x264 process neither uses 16 cores well nor keeps up with a GPU: one
+    encoder per 4 cores (each still threads itself; unmeasured on a GPU machine, see
+    docs/benchmarks.md). The count never changes the bytes: each segment is encoded alone."""
+    if models_on_cpu:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cores // 4))
 
 
 class Pipeline:
@@ -80,26 +104,30 @@ class Pipeline:
         )
         self.work_dir = self.run_options.work_dir or self.settings.work_dir
         self.store = LocalStore(self.work_dir)
+        engines = [e for e in (self.upscaler, self.interpolator) if e is not None]
+        self.encoders = self.run_options.encoders or default_encoders(any(e.device.type == "cpu" for e in engines))
 
     def run(self) -> EnhanceResult:
         started = time.perf_counter()
         plan, info = self.plan, self.info
         calls = LocalStages(self.store, self.upscaler, self.interpolator)
-        walker = PlanWalker(plan, info, calls, self.reporter, keep_work=self.run_options.keep_work)
+        walker = PlanWalker(
+            plan, info, calls, self.reporter, keep_work=self.run_options.keep_work, fanout=Fanout(encode=self.encoders)
+        )
         with _job_lock(self.work_dir, plan.job):
             self._check_disk_space()
             report = walker.run(self.output)
         return walker.result(self.source, self.output, report, started)
 
     def _check_disk_space(self) -> None:
-        """Fail before any work when two chunks' batches cannot fit, not hours later."""
-        needed = 2 * self.plan.work_bytes_per_chunk
+        """Fail before any work when the chunks in flight cannot fit, not hours later."""
+        needed = (self.encoders + 1) * self.plan.work_bytes_per_chunk
         free = shutil.disk_usage(self.work_dir).free
         if needed > free * 0.95:
             raise StoreError(
                 f"this job keeps up to {needed / 1e9:.1f} GB of frame batches in {self.work_dir} at a time, "
                 f"but only {free / 1e9:.1f} GB are free",
-                "point --work-dir (or SILKPURSE_WORK_DIR) at a larger disk, or lower --chunk-frames",
+                "point --work-dir (or SILKPURSE_WORK_DIR) at a larger disk, or lower --chunk-frames or --encoders",
             )
 
 
