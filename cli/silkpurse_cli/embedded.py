@@ -34,6 +34,7 @@ from silkpurse_encoder.stage import clean_speech, encode_segment, join_segments,
 from silkpurse_extractor.stage import extract_stream
 
 if TYPE_CHECKING:
+    from silkpurse.nn.transfer import ResidentBatches
     from silkpurse_interpolator.engine import Interpolator
     from silkpurse_upscaler.engine import Upscaler
 
@@ -110,7 +111,9 @@ class Pipeline:
     def run(self) -> EnhanceResult:
         started = time.perf_counter()
         plan, info = self.plan, self.info
-        calls = LocalStages(self.store, self.upscaler, self.interpolator)
+        # Upscaled batches stay on the device for the interpolator (their store copies are for resume).
+        resident = plan.upscaler is not None and plan.interpolator is not None and not plan.interpolates_first
+        calls = LocalStages(self.store, self.upscaler, self.interpolator, resident=resident)
         walker = PlanWalker(
             plan, info, calls, self.reporter, keep_work=self.run_options.keep_work, fanout=Fanout(encode=self.encoders)
         )
@@ -134,8 +137,15 @@ class Pipeline:
 class LocalStages:
     """The stage entry points called in this process, over a local store."""
 
-    def __init__(self, store: LocalStore, upscaler: Upscaler | None, interpolator: Interpolator | None) -> None:
+    def __init__(
+        self, store: LocalStore, upscaler: Upscaler | None, interpolator: Interpolator | None, *, resident: bool = False
+    ) -> None:
         self.store, self.upscaler, self.interpolator = store, upscaler, interpolator
+        self.resident: ResidentBatches | None = None
+        if resident:
+            from silkpurse.nn.transfer import ResidentBatches
+
+            self.resident = ResidentBatches()
 
     def extract(self, task: tasks.ExtractTask) -> Iterator[tasks.ExtractedBatch]:
         return extract_stream(task, self.store)
@@ -144,13 +154,13 @@ class LocalStages:
         from silkpurse_upscaler.stage import upscale
 
         assert self.upscaler is not None
-        return upscale(task, self.store, self.upscaler)
+        return upscale(task, self.store, self.upscaler, self.resident)
 
     def interpolate(self, task: tasks.InterpolateTask) -> tasks.InterpolateResult:
         from silkpurse_interpolator.stage import interpolate
 
         assert self.interpolator is not None
-        return interpolate(task, self.store, self.interpolator)
+        return interpolate(task, self.store, self.interpolator, self.resident)
 
     def encode_segment(self, task: tasks.EncodeTask, ready: Iterator[str]) -> tasks.SegmentResult:
         # Frames stream into ffmpeg as they are computed: encoding overlaps the models.
@@ -166,6 +176,8 @@ class LocalStages:
         return segment_done(self.store, key)
 
     def drop(self, prefix: str) -> None:
+        if self.resident is not None:
+            self.resident.drop_prefix(prefix)
         self.store.delete_prefix(prefix)
 
 

@@ -19,15 +19,22 @@ stream other than the one that allocated it is recorded on that stream
 pinned buffer is one of a ring of two per shape and is rewritten only after the event of its
 previous copy has completed. The bytes are those of the plain path: only where and when the
 copies run changes.
+
+In the embedded runner the upscaler's results also stay on the device for the interpolator
+(:class:`ResidentBatches`): each upscaled frame crosses the bus once, downwards.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from silkpurse.batch import FrameBatch
 
 #: Host buffers kept per shape: one being filled or read while the other is in flight.
 RING = 2
@@ -162,3 +169,49 @@ def _torch_dtype(dtype: np.dtype) -> torch.dtype:
     return {np.dtype(np.uint8): torch.uint8, np.dtype(np.uint16): torch.uint16, np.dtype(np.int32): torch.int32}[
         np.dtype(dtype)
     ]
+
+
+@dataclass(frozen=True)
+class Resident:
+    """A batch with its frames still on the device that computed them."""
+
+    batch: FrameBatch
+    """The host copy (what the store holds)."""
+    frames: torch.Tensor
+    """``batch.frames`` on the device: ``(N, H, W, C)`` uint8 (int32 for 16-bit frames)."""
+
+
+class ResidentBatches:
+    """Batches one model stage computed, kept on the device for the next model stage of the same
+    process (the embedded runner's upscaler -> interpolator), so their frames are not uploaded
+    again. The store still receives every batch: this is only a faster way to read one back,
+    and a batch not found here (evicted, or computed by an earlier run) is read from the store.
+
+    Holds the last ``capacity`` batches: the walker interpolates batch j once batches j and
+    j + 1 are upscaled, and upscales at most a batch or two ahead of that."""
+
+    def __init__(self, capacity: int = 4) -> None:
+        self._capacity = capacity
+        self._batches: OrderedDict[str, Resident] = OrderedDict()
+        self._lock = threading.Lock()  # stages put and get from their own threads
+
+    def put(self, key: str, batch: FrameBatch, frames: torch.Tensor) -> None:
+        if tuple(frames.shape) != batch.frames.shape:
+            raise ValueError(f"device frames {tuple(frames.shape)} are not the batch's {batch.frames.shape}")
+        with self._lock:
+            self._batches[key] = Resident(batch, frames)
+            self._batches.move_to_end(key)
+            while len(self._batches) > self._capacity:
+                self._batches.popitem(last=False)
+
+    def get(self, key: str) -> Resident | None:
+        with self._lock:
+            return self._batches.get(key)
+
+    def drop_prefix(self, prefix: str) -> None:
+        with self._lock:
+            for key in [k for k in self._batches if k.startswith(prefix)]:
+                del self._batches[key]
+
+    def __len__(self) -> int:
+        return len(self._batches)

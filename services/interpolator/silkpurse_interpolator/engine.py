@@ -215,12 +215,18 @@ class Interpolator(ModelEngine):
         stack = np.concatenate((frames0, frames1), 0)
         return self.interpolate_indexed(stack, [(k, n + k, float(ts[k])) for k in range(n)])
 
-    def interpolate_indexed(self, frames: np.ndarray, pairs: Sequence[Pair]) -> np.ndarray:
+    def interpolate_indexed(
+        self, frames: np.ndarray, pairs: Sequence[Pair], resident: torch.Tensor | None = None
+    ) -> np.ndarray:
         """Blend ``frames[a]`` and ``frames[b]`` at ``t`` for each ``(a, b, t)`` in ``pairs``.
 
         Pairs that share ``(a, b)`` share their work (HDv3 bisection steps, uploads).
+        ``resident``: the same frames already on this engine's device (``(N, H, W, C)`` uint8,
+        int32 for 16-bit frames, as the upscaler leaves them); they are used instead of an upload.
         """
         frames = _check_frames(frames, "frames")
+        if resident is not None and (tuple(resident.shape) != frames.shape or resident.device != self._device):
+            raise ValueError(f"resident frames {tuple(resident.shape)} on {resident.device} are not {frames.shape}")
         out = np.empty((len(pairs), *frames.shape[1:]), dtype=frames.dtype)
         for k, (a, b, t) in enumerate(pairs):
             if not 0.0 <= t <= 1.0 or math.isnan(t):
@@ -238,13 +244,13 @@ class Interpolator(ModelEngine):
             else:
                 jobs.append((k, a, b, te))
         if jobs:
-            results = compute(self._device, self._run, frames, jobs)
+            results = compute(self._device, self._run, frames, jobs, resident)
             for k, frame in results.items():
                 out[k] = frame
         return out
 
     # -- internals -----------------------------------------------------------------------
-    def _run(self, frames: np.ndarray, jobs: list[Job]) -> dict[int, np.ndarray]:
+    def _run(self, frames: np.ndarray, jobs: list[Job], resident: torch.Tensor | None) -> dict[int, np.ndarray]:
         scale_max = _MAX[frames.dtype]
         h, w = frames.shape[1:3]
         m = self.multiple
@@ -253,7 +259,8 @@ class Interpolator(ModelEngine):
 
         def upload(i: int) -> torch.Tensor:
             if i not in uploaded:
-                uploaded[i] = self._to_tensor(frames[i], scale_max, pad)
+                on_device = self._upload(frames[i]) if resident is None else resident[i]
+                uploaded[i] = self._to_network(on_device, scale_max, pad)
             return uploaded[i]
 
         run = self._run_timestep if self.supports_timestep else self._run_bisection
@@ -307,12 +314,15 @@ class Interpolator(ModelEngine):
             outs.extend(result[i : i + 1] for i in range(real))
         return outs
 
-    def _to_tensor(self, frame: np.ndarray, scale_max: float, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    def _upload(self, frame: np.ndarray) -> torch.Tensor:
         # uint16 has no arithmetic in torch; widen on the host (cheap next to the network).
         host = frame if frame.dtype == np.uint8 else frame.astype(np.int32)
         # On CUDA from a pinned buffer without blocking the host (silkpurse.nn.transfer).
-        x = upload(host, self.device, self._pinned).to(self.device)
-        x = x.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / scale_max
+        return upload(host, self.device, self._pinned).to(self.device)
+
+    def _to_network(self, frame: torch.Tensor, scale_max: float, pad: tuple[int, int, int, int]) -> torch.Tensor:
+        """An integer ``(H, W, C)`` frame on the device -> the network's padded ``(1, C, H', W')`` input."""
+        x = frame.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / scale_max
         if any(pad):
             # Zero padding, as the upstream inference scripts do (the weights expect it).
             x = F.pad(x, pad)

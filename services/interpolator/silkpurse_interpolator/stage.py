@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
+import torch
 
 from silkpurse import timeline
 from silkpurse.batch import FrameBatch
 from silkpurse.errors import InputError, OptionsError
+from silkpurse.nn.transfer import ResidentBatches
 from silkpurse.store import BatchStore, finished_batch
 from silkpurse.tasks import InterpolateResult, InterpolateTask, check_model
 from silkpurse_interpolator import scene, timing
@@ -39,9 +41,14 @@ class InterpolatedBatch:
     """Output frames that went through the network."""
 
 
-def interpolate(task: InterpolateTask, store: BatchStore, engine: Interpolator) -> InterpolateResult:
+def interpolate(
+    task: InterpolateTask, store: BatchStore, engine: Interpolator, resident: ResidentBatches | None = None
+) -> InterpolateResult:
     """The store entry point: interpolate ``task.source`` (towards the first frame of
-    ``task.next``) into ``task.output``, unless a previous run already did."""
+    ``task.next``) into ``task.output``, unless a previous run already did.
+
+    ``resident``: batches an upscaler of this process left on the device; those found there
+    are not read from the store nor uploaded again (the same bytes either way)."""
     done = finished_batch(store, task.output.key)
     if done is not None:
         found = done.meta.get("pairs", {})
@@ -49,11 +56,24 @@ def interpolate(task: InterpolateTask, store: BatchStore, engine: Interpolator) 
             task.step, task.output, list(found.get("cuts", [])), list(found.get("duplicates", [])), 0, resumed=True
         )
     check_model(task.model, engine.identity(), "interpolator")
-    source = store.get_batch(task.source.key)
-    next_frame = store.get_batch(task.next.key).frames[0] if task.next is not None else None
+    source, on_device = _read(task.source.key, store, resident)
+    next_frame = None
+    if task.next is not None:
+        following, following_on_device = _read(task.next.key, store, resident)
+        next_frame = following.frames[0]
+        if on_device is not None and following_on_device is not None:
+            on_device = torch.cat((on_device, following_on_device[:1]))
+        else:
+            on_device = None
     threshold = {} if task.scene_threshold is None else {"scene_threshold": task.scene_threshold}
     result = interpolate_batch(
-        source, next_frame, total_frames=task.frames_in, out_rate=task.rate_out, interpolator=engine, **threshold
+        source,
+        next_frame,
+        total_frames=task.frames_in,
+        out_rate=task.rate_out,
+        interpolator=engine,
+        resident=on_device,
+        **threshold,
     )
     if (result.batch.first_index, len(result.batch)) != (task.output.first, task.output.frames):
         raise InputError(
@@ -69,6 +89,12 @@ def interpolate(task: InterpolateTask, store: BatchStore, engine: Interpolator) 
     return InterpolateResult(task.step, task.output, result.cuts, result.duplicates, result.interpolated, False)
 
 
+def _read(key: str, store: BatchStore, resident: ResidentBatches | None) -> tuple[FrameBatch, torch.Tensor | None]:
+    """A batch, from the device when an upscaler of this process left it there, else from the store."""
+    kept = resident.get(key) if resident is not None else None
+    return (kept.batch, kept.frames) if kept is not None else (store.get_batch(key), None)
+
+
 def interpolate_batch(
     batch: FrameBatch,
     next_frame: np.ndarray | None,
@@ -77,11 +103,13 @@ def interpolate_batch(
     out_rate: Fraction,
     interpolator: Interpolator,
     scene_threshold: float = scene.DEFAULT_SCENE_THRESHOLD,
+    resident: torch.Tensor | None = None,
 ) -> InterpolatedBatch:
     """Produce the output frames owned by ``batch`` (see ``timing`` for the rules).
 
     ``next_frame`` is input frame ``batch.end_index`` (first of the next batch); it is
-    required unless this is the last batch.
+    required unless this is the last batch. ``resident``: the batch's frames (and
+    ``next_frame``) already on the interpolator's device.
     """
     first, end = batch.first_index, batch.end_index
     _check_args(batch, next_frame, total_frames, out_rate, scene_threshold)
@@ -109,7 +137,7 @@ def interpolate_batch(
             pairs.append((row, row + 1, float(item.t)))
             slots.append(slot)
     if pairs:
-        out[slots] = interpolator.interpolate_indexed(frames, pairs)
+        out[slots] = interpolator.interpolate_indexed(frames, pairs, resident)
 
     meta = dict(batch.meta)
     meta["interpolator"] = {**interpolator.describe(), "scene_threshold": scene_threshold}

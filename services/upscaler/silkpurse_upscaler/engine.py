@@ -208,13 +208,31 @@ class Upscaler(ModelEngine):
         """``(N, H, W, C)`` uint8/uint16 RGB (C=3), RGBA (C=4) or grey (C=1) -> same dtype,
         ``(N, H*scale, W*scale, C)``. Alpha is enlarged by bicubic interpolation, colour by
         the network."""
+        return self._upscale(frames, keep_on_device=False)[0]
+
+    def upscale_resident(self, frames: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """:meth:`upscale`, and the same frames as they are on the device: ``(N, H*scale,
+        W*scale, C)`` uint8 (int32 for 16-bit frames), for a next model in this process
+        (:class:`~silkpurse.nn.transfer.ResidentBatches`)."""
+        out, on_device = self._upscale(frames, keep_on_device=True)
+        assert on_device is not None
+        return out, on_device
+
+    def _upscale(self, frames: np.ndarray, *, keep_on_device: bool) -> tuple[np.ndarray, torch.Tensor | None]:
         _check_frames(frames)
         n, h, w, c = frames.shape
         out = np.empty((n, h * self._scale, w * self._scale, c), dtype=frames.dtype)
         if n == 0:
-            return out
+            return out, _on_device(out, self._device) if keep_on_device else None
         plan = self.plan(n, h, w)
         starts = range(0, n, plan.frames_per_forward)
+        kept: list[torch.Tensor] = []
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            result = self._upscale_batch(x, plan.tile, frames.dtype)
+            if keep_on_device and self._device.type != "cpu":
+                kept.append(result)
+            return result
 
         def store(i: int, result: np.ndarray) -> None:
             out[starts[i] : starts[i] + len(result)] = result
@@ -227,7 +245,7 @@ class Upscaler(ModelEngine):
             run_batches,
             self._device,
             [frames[s : s + plan.frames_per_forward] for s in starts],
-            lambda x: self._upscale_batch(x, plan.tile, frames.dtype),
+            forward,
             store,
             self._pinned,
         )
@@ -240,7 +258,10 @@ class Upscaler(ModelEngine):
             time.perf_counter() - started,
             plan,
         )
-        return out
+        if not keep_on_device:
+            return out, None
+        # On the CPU the host frames are the device's: a view, not a second copy.
+        return out, (torch.cat(kept) if len(kept) > 1 else kept[0]) if kept else _on_device(out, self._device)
 
     def plan(self, n: int, h: int, w: int) -> _Plan:
         """Frames per forward pass and tile size for ``n`` frames of ``h x w``."""
@@ -443,6 +464,12 @@ def _tiles(h: int, w: int, tile: int) -> Iterator[tuple[int, int, int, int]]:
     for y0 in range(0, h, tile):
         for x0 in range(0, w, tile):
             yield y0, min(y0 + tile, h), x0, min(x0 + tile, w)
+
+
+def _on_device(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Host frames as :meth:`Upscaler.upscale_resident` gives them (16-bit as int32)."""
+    host = torch.from_numpy(frames if frames.dtype == np.uint8 else frames.astype(np.int32))
+    return host.to(device)
 
 
 def _quantise(y: torch.Tensor, dtype: np.dtype, peak: float) -> torch.Tensor:
