@@ -23,6 +23,7 @@ On CUDA the engines also report GPU utilisation (sampled with nvidia-smi while t
 memory (``torch.cuda.max_memory_allocated``).
 
     .venv/bin/python bench/bench_speed.py --order both     # CPU, 54 frames 320x240, 10-15 min on 2 cores
+    .venv/bin/python bench/bench_speed.py --no-png --no-fp32 --rounds 3   # the overhead ratio, median of 3
     .venv/bin/python bench/bench_speed.py --frames 16      # a quick look
     python bench/bench_speed.py --device cuda --frames-npy .gpu/frames.npy --width 1280 --height 720 --frames 32
 """
@@ -32,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -74,6 +76,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--no-png", action="store_true", help="skip the per-frame-PNG workflow")
     p.add_argument("--no-fp32", action="store_true", help="skip the previous (fp32) engine path")
     p.add_argument("--order", choices=("upscale-first", "interpolate-first", "both"), default="upscale-first")
+    p.add_argument(
+        "--rounds", type=int, default=1, help="repeat engines-alone + enhance (upscale-first) this often; median ratio"
+    )
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     return p.parse_args()
 
@@ -83,6 +88,14 @@ def cpu_seconds() -> float:
     machine wall time also counts other people's work, CPU time mostly does not."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
+
+
+def context_switches() -> int:
+    """Voluntary context switches of this process so far. On the CPU a jump (50,000 where 3,000
+    is usual for the default run) means a second OpenMP team: some parallel torch operation ran
+    outside the compute thread (silkpurse.nn.engine.compute), and every worker now sleeps
+    between operations."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
 
 
 # -- GPU sampling ------------------------------------------------------------------------------
@@ -224,21 +237,40 @@ def enhance(clip: Path, out: Path, work: Path, device: str, order: str) -> dict[
     with gpu_sampler(device) as gpu, models_timed() as inside:
         started = time.perf_counter()
         pipeline = Pipeline(clip, out, options, RunOptions(work_dir=work, device=device))
-        loaded, cpu = time.perf_counter(), cpu_seconds()
+        loaded, cpu, switches = time.perf_counter(), cpu_seconds(), context_switches()
         result = pipeline.run()
-        finished, cpu = time.perf_counter(), cpu_seconds() - cpu
+        finished, cpu, switches = time.perf_counter(), cpu_seconds() - cpu, context_switches() - switches
     return {
         "order": order,
         "load_s": loaded - started,
         "run_s": finished - loaded,
         "wall_s": finished - started,
         "cpu_s": cpu,
+        "context_switches": switches,
         "models_s": inside[0],
         "frames_out": result.frames_out,
         "fps": result.frames_out / (finished - loaded),
         "precision": pipeline.upscaler.precision if pipeline.upscaler else None,
         "gpu": gpu,
     }
+
+
+def rounds(count: int, frames: np.ndarray, clip: Path, tmp: Path, device: str, first: dict[str, Any]) -> dict[str, Any]:
+    """More rounds of the engines alone then ``enhance`` (upscale-first), one after the other, so
+    a shared machine's load shifts hit both sides of each round's ratio alike; the median is
+    the figure to quote."""
+    ratios = [first["run_over_engines"]]
+    for number in range(2, count + 1):
+        alone = engines(frames, device, {"default": None})["default"]
+        row = enhance(clip, tmp / f"enhance-round{number}.mp4", tmp / f"work-round{number}", device, "upscale-first")
+        ratios.append(row["run_s"] / alone["compute_s"])
+        print(
+            f"round {number}: engines alone {alone['compute_s']:.1f} s, enhance {row['run_s']:.1f} s "
+            f"(inside the models {row['models_s']:.1f} s): {ratios[-1]:.2f}x"
+        )
+    median = float(np.median(ratios))
+    print(f"enhance / engines alone over {count} rounds: {', '.join(f'{r:.2f}' for r in ratios)}; median {median:.2f}x")
+    return {"ratios": ratios, "median": median}
 
 
 def npy_frames(path: Path | None, count: int, width: int, height: int | None) -> np.ndarray:
@@ -390,12 +422,15 @@ def main() -> None:
             print(
                 f"enhance --order {order}: {row['run_s']:.1f} s for {row['frames_out']} frames out "
                 f"({row['fps']:.2f} f/s; + {row['load_s']:.1f} s loading), {row['precision']}, "
-                f"{row['cpu_s']:.1f} CPU s; "
+                f"{row['cpu_s']:.1f} CPU s, {row['context_switches']} context switches; "
                 f"inside the models {row['models_s']:.1f} s: run / models = {row['run_over_models']:.2f}x "
                 f"(target <= 1.15); run / the engines alone above = {row['run_over_engines']:.2f}x"
             )
             if row["gpu"]:
                 print(f"  gpu: {row['gpu']}")
+        if args.rounds > 1 and "upscale-first" in outputs:
+            assert clip is not None
+            results["rounds"] = rounds(args.rounds, frames, clip, tmp, args.device, results["enhance"]["upscale-first"])
         if len(outputs) == 2:
             a, b = (decoded(p) for p in outputs.values())
             results["order_psnr_db"] = psnr(a, b)

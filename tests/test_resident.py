@@ -42,11 +42,12 @@ def test_resident_frames_give_the_bytes_of_host_frames(device: str, dtype: type)
     assert on_device.device.type == device and tuple(on_device.shape) == host.shape
     assert np.array_equal(on_device.cpu().numpy().astype(dtype), host)
     pairs = [(0, 1, 0.5), (1, 2, 0.25)]
-    assert np.array_equal(
-        interpolator.interpolate_indexed(host, pairs, on_device), interpolator.interpolate_indexed(host, pairs)
-    )
+    expected = interpolator.interpolate_indexed(host, pairs)
+    assert np.array_equal(interpolator.interpolate_indexed(host, pairs, [on_device]), expected)
+    # In runs, as a batch and the next batch's first frame arrive.
+    assert np.array_equal(interpolator.interpolate_indexed(host, pairs, [on_device[:2], on_device[2:]]), expected)
     with pytest.raises(ValueError, match="are not"):
-        interpolator.interpolate_indexed(host[:2], pairs[:1], on_device)
+        interpolator.interpolate_indexed(host[:2], pairs[:1], [on_device])
 
 
 def test_the_last_batches_are_kept_and_dropped_with_their_chunk() -> None:

@@ -60,7 +60,9 @@ def precision_of(dtype: torch.dtype) -> Precision:
 #:   switches and the networks 17-23 % slower than alone; from this one thread, 2,800.
 #:
 #: Engines are therefore built here too (:func:`built_on_compute_thread`): loading weights runs
-#: parallel regions, and the thread that loads would keep an idle team of its own.
+#: parallel regions, and the thread that loads would keep an idle team of its own. The same goes
+#: for any torch operation on frames (a ``torch.cat`` in a stage thread undid the gain): do it
+#: inside the engine's call. bench/bench_speed.py prints the context switches to catch it.
 _compute_thread: ThreadPoolExecutor | None = None
 _compute_thread_lock = threading.Lock()
 _in_compute_thread = threading.local()

@@ -216,17 +216,18 @@ class Interpolator(ModelEngine):
         return self.interpolate_indexed(stack, [(k, n + k, float(ts[k])) for k in range(n)])
 
     def interpolate_indexed(
-        self, frames: np.ndarray, pairs: Sequence[Pair], resident: torch.Tensor | None = None
+        self, frames: np.ndarray, pairs: Sequence[Pair], resident: Sequence[torch.Tensor] | None = None
     ) -> np.ndarray:
         """Blend ``frames[a]`` and ``frames[b]`` at ``t`` for each ``(a, b, t)`` in ``pairs``.
 
         Pairs that share ``(a, b)`` share their work (HDv3 bisection steps, uploads).
-        ``resident``: the same frames already on this engine's device (``(N, H, W, C)`` uint8,
-        int32 for 16-bit frames, as the upscaler leaves them); they are used instead of an upload.
+        ``resident``: the same frames already on this engine's device, in one or more runs of
+        consecutive frames (``(n, H, W, C)`` uint8, int32 for 16-bit frames, as the upscaler
+        leaves them); they are used instead of an upload.
         """
         frames = _check_frames(frames, "frames")
-        if resident is not None and (tuple(resident.shape) != frames.shape or resident.device != self._device):
-            raise ValueError(f"resident frames {tuple(resident.shape)} on {resident.device} are not {frames.shape}")
+        if resident is not None:
+            _check_resident(resident, frames.shape, self._device)
         out = np.empty((len(pairs), *frames.shape[1:]), dtype=frames.dtype)
         for k, (a, b, t) in enumerate(pairs):
             if not 0.0 <= t <= 1.0 or math.isnan(t):
@@ -250,17 +251,23 @@ class Interpolator(ModelEngine):
         return out
 
     # -- internals -----------------------------------------------------------------------
-    def _run(self, frames: np.ndarray, jobs: list[Job], resident: torch.Tensor | None) -> dict[int, np.ndarray]:
+    def _run(
+        self, frames: np.ndarray, jobs: list[Job], resident: Sequence[torch.Tensor] | None
+    ) -> dict[int, np.ndarray]:
         scale_max = _MAX[frames.dtype]
         h, w = frames.shape[1:3]
         m = self.multiple
         pad = (0, (m - w % m) % m, 0, (m - h % m) % m)
         uploaded: dict[int, torch.Tensor] = {}
 
+        # Joined here, in the compute thread: a parallel torch operation anywhere else would
+        # start a second OpenMP team (see silkpurse.nn.engine.compute).
+        on_device = None if resident is None else resident[0] if len(resident) == 1 else torch.cat(list(resident))
+
         def upload(i: int) -> torch.Tensor:
             if i not in uploaded:
-                on_device = self._upload(frames[i]) if resident is None else resident[i]
-                uploaded[i] = self._to_network(on_device, scale_max, pad)
+                frame = self._upload(frames[i]) if on_device is None else on_device[i]
+                uploaded[i] = self._to_network(frame, scale_max, pad)
             return uploaded[i]
 
         run = self._run_timestep if self.supports_timestep else self._run_bisection
@@ -346,6 +353,13 @@ class _Bound(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         return self.network(*inputs, self.rife_scale)  # type: ignore[no-any-return]
+
+
+def _check_resident(resident: Sequence[torch.Tensor], shape: tuple[int, ...], device: torch.device) -> None:
+    runs = [(tuple(run.shape), run.device) for run in resident]
+    frames = sum(run[0] for run, _ in runs) if runs else 0
+    if not runs or frames != shape[0] or any(s[1:] != shape[1:] or d != device for s, d in runs):
+        raise ValueError(f"resident frames {runs} are not the {shape} frames on {device}")
 
 
 def _check_frames(frames: object, what: str) -> np.ndarray:

@@ -13,6 +13,7 @@ without running the network.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -56,15 +57,13 @@ def interpolate(
             task.step, task.output, list(found.get("cuts", [])), list(found.get("duplicates", [])), 0, resumed=True
         )
     check_model(task.model, engine.identity(), "interpolator")
-    source, on_device = _read(task.source.key, store, resident)
+    source, source_on_device = _read(task.source.key, store, resident)
     next_frame = None
+    on_device = None if source_on_device is None else [source_on_device]
     if task.next is not None:
         following, following_on_device = _read(task.next.key, store, resident)
         next_frame = following.frames[0]
-        if on_device is not None and following_on_device is not None:
-            on_device = torch.cat((on_device, following_on_device[:1]))
-        else:
-            on_device = None
+        on_device = None if on_device is None or following_on_device is None else [*on_device, following_on_device[:1]]
     threshold = {} if task.scene_threshold is None else {"scene_threshold": task.scene_threshold}
     result = interpolate_batch(
         source,
@@ -103,13 +102,13 @@ def interpolate_batch(
     out_rate: Fraction,
     interpolator: Interpolator,
     scene_threshold: float = scene.DEFAULT_SCENE_THRESHOLD,
-    resident: torch.Tensor | None = None,
+    resident: Sequence[torch.Tensor] | None = None,
 ) -> InterpolatedBatch:
     """Produce the output frames owned by ``batch`` (see ``timing`` for the rules).
 
     ``next_frame`` is input frame ``batch.end_index`` (first of the next batch); it is
     required unless this is the last batch. ``resident``: the batch's frames (and
-    ``next_frame``) already on the interpolator's device.
+    ``next_frame``) already on the interpolator's device, in runs of consecutive frames.
     """
     first, end = batch.first_index, batch.end_index
     _check_args(batch, next_frame, total_frames, out_rate, scene_threshold)
