@@ -14,7 +14,6 @@ from silkpurse.batch import FrameBatch
 from silkpurse.nn.transfer import ResidentBatches
 from silkpurse.plan import JobOptions
 from silkpurse.store import LocalStore
-from silkpurse_cli.embedded import Pipeline, RunOptions
 from silkpurse_interpolator.engine import Interpolator
 from silkpurse_upscaler.engine import Upscaler
 
@@ -66,6 +65,8 @@ def test_the_last_batches_are_kept_and_dropped_with_their_chunk() -> None:
 def test_an_embedded_job_interpolates_from_the_device_with_the_bytes_of_the_store(
     clip_with_audio: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from silkpurse_cli.embedded import Pipeline, RunOptions  # the runner (and its CLI packages) only here
+
     options = JobOptions(scale=2, interpolate=2, batch_size=4, chunk_frames=12, crf=0, preset="ultrafast")
     reads: list[str] = []
     get_batch = LocalStore.get_batch

