@@ -90,6 +90,7 @@ def test_output_equal_to_input(clip_with_audio: Path, tmp_path: Path) -> None:
         (["--interp-model", "no-such-model", "--scale", "1"], 5, "unknown interpolation model"),
         (["--device", "cuda"], 6, "CUDA was requested"),
         (["--encoders", "0"], 2, "0 encoders at once is impossible"),
+        (["--device", "cpu", "--backend", "tensorrt"], 2, "the TensorRT backend needs a CUDA device"),
         (["--remote", "--encoders", "2"], 2, "--encoders sets the encoders of an embedded run"),
     ],
 )

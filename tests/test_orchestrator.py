@@ -33,10 +33,11 @@ def test_the_flow_parameters_mirror_the_job_options() -> None:
     properties = schema["properties"]
     assert set(schema["required"]) == {"input", "output"}
     defaults = JobOptions()
-    # Speech clean-up and the model replicas' own options (tile, denoise, precision) are not flow
-    # parameters: the services have no CleanSpeech call, and a replica runs one tile, denoise
-    # setting and precision, which the plan takes from it.
-    not_parameters = {"clean_audio", "loudness", "keep_original_audio", "tile", "denoise_strength", "precision"}
+    # Speech clean-up and the model replicas' own options (tile, denoise, precision, backend) are
+    # not flow parameters: the services have no CleanSpeech call, and a replica runs one tile,
+    # denoise setting, precision and backend, which the plan takes from it.
+    replicas_own = {"tile", "denoise_strength", "precision", "backend"}
+    not_parameters = {"clean_audio", "loudness", "keep_original_audio", *replicas_own}
     for field in dataclasses.fields(JobOptions):
         if field.name in not_parameters:
             continue

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from silkpurse.errors import OptionsError
+from silkpurse.errors import ModelError, OptionsError
 from silkpurse.media.colour import Colour
 from silkpurse.media.probe import VideoInfo
 from silkpurse.plan import JobOptions, JobPlan, ModelRef, build_plan, chunk_bounds
-from silkpurse.tasks import encode_task, interpolate_task
+from silkpurse.tasks import check_model, encode_task, interpolate_task
 
 UPSCALER = ModelRef("realesr-animevideov3", "a" * 64, "fp32", "SRVGGNetCompact")
 INTERPOLATOR = ModelRef("rife-hdv3", "b" * 64, "fp32", "IFNet-HDv3")
@@ -93,8 +93,34 @@ def test_keys_name_the_weights_and_precision_and_jobs_differ_by_option() -> None
     assert all(key.startswith(base.job + "/") for s in base.steps for key in (*s.inputs, *s.outputs))
 
 
+def test_a_compiled_backend_names_other_bytes_and_eager_keeps_the_keys_it_had() -> None:
+    base = plan()
+    compiled = plan(upscaler=replace(UPSCALER, backend="compile"))
+    assert base.stages["extract"] == compiled.stages["extract"]
+    assert base.stages["upscale"].digest != compiled.stages["upscale"].digest
+    assert base.stages["interpolate"].digest != compiled.stages["interpolate"].digest  # chained upstream
+    # Eager models are keyed as before backends were named, so their stored work still resumes.
+    assert base.stages["upscale"].params["model"] == {
+        "name": UPSCALER.name,
+        "sha256": UPSCALER.sha256,
+        "precision": "fp32",
+        "family": UPSCALER.family,
+    }
+    assert JobPlan.from_json(json.loads(json.dumps(compiled.to_json()))) == compiled
+
+
+def test_a_stage_refuses_a_model_in_another_backend() -> None:
+    identity = {"weights_sha256": UPSCALER.sha256, "precision": "fp32"}
+    check_model(UPSCALER, identity, "upscaler")
+    with pytest.raises(ModelError, match=r"in fp32 \(eager\), but the job was planned for .* \(compile\)"):
+        check_model(replace(UPSCALER, backend="compile"), identity, "upscaler")
+    check_model(replace(UPSCALER, backend="compile"), {**identity, "backend": "compile"}, "upscaler")
+
+
 def test_impossible_options_are_refused_before_planning() -> None:
     with pytest.raises(OptionsError, match="chunk-frames"):
         plan(JobOptions(chunk_frames=1))
     with pytest.raises(OptionsError, match="below the input"):
         plan(JobOptions(interpolate=1, fps=Fraction(24)))
+    with pytest.raises(OptionsError, match="--backend 'fast' is not a backend"):
+        plan(JobOptions(backend="fast"))  # type: ignore[arg-type]

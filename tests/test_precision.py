@@ -99,3 +99,15 @@ def test_the_job_option_names_the_precision_of_both_models_and_their_keys(
     assert (plans[None].job == plans["fp32"].job) == (expected == "fp32")
     with pytest.raises(OptionsError, match="fp16 is not supported on the CPU"):
         Pipeline(clip_with_audio, tmp_path / "out.mp4", JobOptions(precision="fp16"), RunOptions(device="cpu"))
+
+
+def test_the_backend_option_reaches_both_engines_and_the_plan(clip_with_audio: Path, tmp_path: Path) -> None:
+    """``--backend compile``: the engines compile on their first call (not run here), and the plan
+    names the backend in both models, so its keys are another job's."""
+    eager, compiled = (
+        Pipeline(clip_with_audio, tmp_path / "out.mp4", JobOptions(backend=backend), RunOptions(device="cpu")).plan
+        for backend in (None, "compile")
+    )
+    assert compiled.upscaler and compiled.interpolator and eager.upscaler
+    assert compiled.upscaler.backend == compiled.interpolator.backend == "compile"
+    assert eager.upscaler.backend == "eager" and eager.job != compiled.job

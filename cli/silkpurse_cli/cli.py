@@ -191,6 +191,12 @@ _JOB_OPTIONS = [
         help="Model precision [default: fp16 on CUDA; bf16 on CPUs with native bf16 where faithful; else fp32].",
     ),
     click.option(
+        "--backend",
+        type=click.Choice(["eager", "compile", "tensorrt"]),
+        help="The networks' form: as loaded, torch.compile, or TensorRT engines (CUDA; cached on disk), "
+        "each checked against eager before use [default: eager].",
+    ),
+    click.option(
         "--encoders",
         type=int,
         help="Chunk segments encoded at once [default: 1 with the models on the CPU, else one per 4 cores].",
@@ -589,6 +595,11 @@ def models_import(path: Path, name: str | None) -> None:
 )
 @click.option("--max-concurrent", type=int, help="Calls computed at once [default: 1 for model stages, else 2].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Compute device (model stages).")
+@click.option(
+    "--backend",
+    type=click.Choice(["eager", "compile", "tensorrt"]),
+    help="The network's form (model stages): jobs planned for another are refused [default: eager, SILKPURSE_BACKEND].",
+)
 @click.option("--model", help="Model name or weights path (model stages) [default: the stage's default model].")
 @click.option("--scale", type=int, default=2, show_default=True, help="Upscale factor (upscaler).")
 @click.option("--tile", type=int, default=None, help="Tile size in pixels, 0 = off (upscaler) [default: automatic].")
@@ -600,7 +611,9 @@ def serve(stage: str, **flags: Any) -> None:
     from silkpurse.service.settings import ServiceSettings
 
     overrides = {
-        k: flags[k] for k in ("host", "port", "metrics_port", "max_concurrent", "device") if flags[k] is not None
+        k: flags[k]
+        for k in ("host", "port", "metrics_port", "max_concurrent", "device", "backend")
+        if flags[k] is not None
     }
     settings = ServiceSettings().model_copy(update=overrides)
     if stage == "extractor":
@@ -618,14 +631,17 @@ def serve(stage: str, **flags: Any) -> None:
         from silkpurse_upscaler.server import main as serve_upscaler
 
         model = flags["model"] or UpscalerOptions.model
-        options = UpscalerOptions(model, flags["scale"], flags["tile"], flags["denoise_strength"], settings.device)
+        options = UpscalerOptions(
+            model, flags["scale"], flags["tile"], flags["denoise_strength"], settings.device, settings.backend
+        )
         code = serve_upscaler(settings, options)
     else:
         from silkpurse_interpolator.server import InterpolatorOptions
         from silkpurse_interpolator.server import main as serve_interpolator
 
         model = flags["model"] or InterpolatorOptions.model
-        code = serve_interpolator(settings, InterpolatorOptions(model, flags["rife_scale"], settings.device))
+        interp_options = InterpolatorOptions(model, flags["rife_scale"], settings.device, settings.backend)
+        code = serve_interpolator(settings, interp_options)
     if code:
         sys.exit(code)
 

@@ -198,13 +198,20 @@ def _load_upscaler(options: JobOptions, device: str) -> Upscaler:
         tile=options.tile,
         denoise_strength=options.denoise_strength,
         precision=options.precision,
+        backend=options.backend or "eager",
     )
 
 
 def _load_interpolator(options: JobOptions, device: str) -> Interpolator:
     from silkpurse_interpolator.engine import Interpolator
 
-    return Interpolator(options.interp_model, device=device, rife_scale=options.rife_scale, precision=options.precision)
+    return Interpolator(
+        options.interp_model,
+        device=device,
+        rife_scale=options.rife_scale,
+        precision=options.precision,
+        backend=options.backend or "eager",
+    )
 
 
 @contextmanager

@@ -60,6 +60,9 @@ Precision = Literal["fp32", "fp16", "bf16"]
 #: Which model stage runs first when a job both upscales and interpolates.
 StageOrder = Literal["upscale-first", "interpolate-first"]
 STAGE_ORDERS: tuple[StageOrder, ...] = ("upscale-first", "interpolate-first")
+#: The form a network runs in (silkpurse.nn.accel): as loaded, torch.compile, or a TensorRT engine.
+Backend = Literal["eager", "compile", "tensorrt"]
+BACKENDS: tuple[Backend, ...] = ("eager", "compile", "tensorrt")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,12 @@ class JobOptions:
     """The models' compute precision; ``None``: the engines' choice (fp16 on CUDA, bf16 on CPUs
     with native bf16 for families faithful in it, else fp32). The plan's ``ModelRef`` carries
     the precision actually used, and the keys with it."""
+    backend: Backend | None = None
+    """The networks' form: ``eager`` (as loaded), ``compile`` (torch.compile) or ``tensorrt``
+    (an engine built per model, shape and precision, cached on disk); each compiled form is
+    checked against eager (>= 45 dB) before use. Compiled kernels round differently, so the
+    backend is in the plan's ``ModelRef`` and the keys. ``None``: eager in process; through the
+    services, whatever the replicas run."""
     order: StageOrder = "upscale-first"
     """``upscale-first``: interpolate the upscaled frames (the flow is estimated at the output
     size). ``interpolate-first``: interpolate at the source size, then upscale every output
@@ -121,6 +130,8 @@ class JobOptions:
             )
         if self.precision not in (None, "fp32", "fp16", "bf16"):
             raise OptionsError(f"--precision {self.precision!r} is not a precision", "use fp32, fp16 or bf16")
+        if self.backend not in (None, *BACKENDS):
+            raise OptionsError(f"--backend {self.backend!r} is not a backend", f"use one of {', '.join(BACKENDS)}")
         if self.order not in STAGE_ORDERS:
             raise OptionsError(f"--order {self.order!r} is not a stage order", "use upscale-first or interpolate-first")
         if self.clean_audio is not None and self.clean_audio not in SPEECH_LEVELS:
@@ -148,6 +159,7 @@ class ModelRef:
     sha256: str
     precision: Precision
     family: str = ""
+    backend: Backend = "eager"
 
 
 @dataclass(frozen=True)
@@ -425,6 +437,15 @@ def _chunks(info: VideoInfo, options: JobOptions, rate_out: Fraction, interpolat
         yield Chunk(index, first, end, outputs.start, outputs.stop, tuple(batches))
 
 
+def _model_params(model: ModelRef) -> dict[str, Any]:
+    """A model's part of its stage's digest. The eager backend is left out, so eager jobs keep
+    the keys they had before backends were named (their stored work resumes)."""
+    params = asdict(model)
+    if model.backend == "eager":
+        del params["backend"]
+    return params
+
+
 def _stage_params(
     info: VideoInfo,
     input_sha256: str,
@@ -453,14 +474,14 @@ def _stage_params(
     model_stages: dict[StageName, dict[str, Any]] = {}
     if upscaler is not None:
         model_stages["upscale"] = {
-            "model": asdict(upscaler),
+            "model": _model_params(upscaler),
             "scale": options.scale,
             "tile": options.tile,
             "denoise_strength": options.denoise_strength,
         }
     if interpolator is not None:
         model_stages["interpolate"] = {
-            "model": asdict(interpolator),
+            "model": _model_params(interpolator),
             "rate_out": _rate(rate_out),
             "rife_scale": options.rife_scale,
             "scene_threshold": options.scene_threshold,

@@ -264,11 +264,11 @@ def join_task(plan: JobPlan, step: Step, info: VideoInfo) -> JoinTask:
 
 
 def check_model(expected: ModelRef, identity: dict[str, Any], stage: str) -> None:
-    """A stage computes a task only with the exact weights and precision its keys name."""
-    got = (identity.get("weights_sha256"), identity.get("precision"))
-    if got != (expected.sha256, expected.precision):
+    """A stage computes a task only with the exact weights, precision and backend its keys name."""
+    got = (identity.get("weights_sha256"), identity.get("precision"), identity.get("backend", "eager"))
+    if got != (expected.sha256, expected.precision, expected.backend):
         raise ModelError(
-            f"the {stage} runs weights {str(got[0])[:12]} in {got[1]}, but the job was planned for "
-            f"{expected.name} ({expected.sha256[:12]}) in {expected.precision}",
+            f"the {stage} runs weights {str(got[0])[:12]} in {got[1]} ({got[2]}), but the job was planned for "
+            f"{expected.name} ({expected.sha256[:12]}) in {expected.precision} ({expected.backend})",
             "run the job with the model the plan names, or plan it again for this one",
         )

@@ -17,7 +17,7 @@ from silkpurse.service import messages
 from silkpurse.service.client import channel_target, input_key_of, output_key_of
 
 UPSCALER = ModelRef("realesr-animevideov3", "a" * 64, "fp32", "compact")
-INTERPOLATOR = ModelRef("rife-hdv3", "b" * 64, "fp16", "ifnet-hdv3")
+INTERPOLATOR = ModelRef("rife-hdv3", "b" * 64, "fp16", "ifnet-hdv3", backend="tensorrt")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,16 @@ def test_requests_outside_their_job_are_refused(planned: tuple[JobPlan, object, 
     upscale = messages.upscale_request("NOT-A-JOB", tasks.upscale_task(plan, plan.steps_of(0, "upscale")[0]))
     with pytest.raises(OptionsError, match="not a job id"):
         messages.upscale_task(upscale)
+
+
+def test_a_model_in_an_unknown_backend_is_refused() -> None:
+    msg = messages.model_msg(UPSCALER)
+    assert messages.model_from(msg) == UPSCALER and msg.backend == "eager"
+    msg.backend = "warp-drive"
+    with pytest.raises(OptionsError, match="model backend 'warp-drive' is not one of eager, compile, tensorrt"):
+        messages.model_from(msg)
+    msg.backend = ""  # an older peer's message
+    assert messages.model_from(msg).backend == "eager"
 
 
 def test_a_list_of_replicas_is_one_balanced_target() -> None:

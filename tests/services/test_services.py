@@ -30,6 +30,7 @@ from tests.services.conftest import (
 )
 
 from silkpurse.batch import FrameBatch
+from silkpurse.errors import OptionsError
 from silkpurse.media.probe import probe
 from silkpurse.nn.engine import cpu_has_native_bf16
 from silkpurse.plan import JobOptions, ModelRef
@@ -89,6 +90,17 @@ def test_describe_gives_the_replicas_model(services: Services) -> None:
     assert up.identity["weights_sha256"] == up.model.sha256 and up.options["scale"] == 2
     it = InterpolatorClient(connect(services["interpolator"].address)).describe()
     assert it.model.name == "rife-hdv3" and it.options == {"rife_scale": 1.0}
+    assert up.model.backend == it.model.backend == "eager"
+
+
+def test_a_job_asking_for_another_backend_than_the_replicas_run_is_refused(
+    services: Services, clip_with_audio: Path, tmp_path: Path
+) -> None:
+    from silkpurse_cli.remote import RemotePipeline
+
+    options = JobOptions(scale=2, interpolate=2, backend="compile")
+    with pytest.raises(OptionsError, match="runs the eager backend, but this job asks for compile"):
+        RemotePipeline(clip_with_audio, tmp_path / "out.mp4", options, settings=remote_settings(services))
 
 
 def remote_settings(services: Services, **addresses: str) -> Settings:
@@ -247,6 +259,10 @@ def test_another_model_is_failed_precondition_and_nothing_computed(services: Ser
     with pytest.raises(RemoteError) as caught:
         client.upscale(JOB, task)
     assert caught.value.code is grpc.StatusCode.FAILED_PRECONDITION and "scale 4" in str(caught.value)
+    compiled = replace(client.describe().model, backend="compile")
+    with pytest.raises(RemoteError) as caught:
+        client.upscale(JOB, upscale_task(put_source(services.store, "backend"), compiled, "backend"))
+    assert caught.value.code is grpc.StatusCode.FAILED_PRECONDITION and "(compile)" in str(caught.value)
     assert computed(services["upscaler"]) == before
 
 

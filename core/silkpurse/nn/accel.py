@@ -29,17 +29,16 @@ import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from silkpurse.errors import OptionsError
+from silkpurse.plan import BACKENDS, Backend
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["eager", "compile", "tensorrt"]
-BACKENDS: tuple[Backend, ...] = ("eager", "compile", "tensorrt")
 #: Least PSNR (dB) between a compiled form's output and the eager network's on the same input.
 MIN_AGREEMENT_DB = 45.0
 

@@ -30,7 +30,7 @@ from silkpurse.errors import OptionsError
 from silkpurse.models import ModelKind, ResolvedWeights, resolve_weights
 from silkpurse.nn.architecture import ModelDescriptor
 from silkpurse.nn.checkpoint import StateDict, read_state_dict
-from silkpurse.plan import ModelRef
+from silkpurse.plan import Backend, ModelRef
 
 Precision = Literal["fp32", "fp16", "bf16"]
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -180,6 +180,7 @@ class ModelEngine(ABC):
     _descriptor: ModelDescriptor
     _device: torch.device
     _dtype: torch.dtype
+    _backend: Backend = "eager"
 
     def _attach(
         self, weights: ResolvedWeights, descriptor: ModelDescriptor, device: torch.device, dtype: torch.dtype
@@ -216,7 +217,7 @@ class ModelEngine(ABC):
 
     def model_ref(self) -> ModelRef:
         """The model as a job plan names it: what a stage's keys and tasks are checked against."""
-        return ModelRef(self.name, self._weights.sha256, self.precision, self._descriptor.family)
+        return ModelRef(self.name, self._weights.sha256, self.precision, self._descriptor.family, self._backend)
 
     def identity(self, frame_size: FrameSize | None = None) -> dict[str, Any]:
         """What determines the output bytes (JSON-friendly), for store keys.

@@ -21,7 +21,7 @@ from typing import Any, cast
 from silkpurse.errors import OptionsError, SilkpurseError
 from silkpurse.media.codecs import EncodeOptions
 from silkpurse.media.probe import VideoInfo
-from silkpurse.plan import ModelRef, Precision
+from silkpurse.plan import BACKENDS, Backend, ModelRef, Precision
 from silkpurse.store import validate_key
 from silkpurse.tasks import BatchRef, EncodeTask, ExtractTask, InterpolateTask, JoinTask, UpscaleTask
 from silkpurse.v1 import common_pb2, encoder_pb2, extractor_pb2, interpolator_pb2, upscaler_pb2
@@ -115,7 +115,9 @@ def model_from(msg: common_pb2.ModelRef) -> ModelRef:
     names = {v: k for k, v in _PRECISIONS.items()}
     if msg.precision not in names:
         raise invalid("model precision is not given")
-    return ModelRef(msg.name, msg.sha256, cast(Precision, names[msg.precision]), msg.family)
+    if msg.backend not in ("", *BACKENDS):
+        raise invalid(f"model backend {msg.backend!r} is not one of {', '.join(BACKENDS)}")
+    return ModelRef(msg.name, msg.sha256, cast(Precision, names[msg.precision]), msg.family, _backend(msg))
 
 
 def video_from(text: str) -> tuple[VideoInfo, str]:
@@ -279,13 +281,18 @@ def batch_of(msg: common_pb2.BatchRef) -> BatchRef:
 
 def model_msg(ref: ModelRef) -> common_pb2.ModelRef:
     return common_pb2.ModelRef(
-        name=ref.name, sha256=ref.sha256, precision=_PRECISIONS[ref.precision], family=ref.family
+        name=ref.name, sha256=ref.sha256, precision=_PRECISIONS[ref.precision], family=ref.family, backend=ref.backend
     )
 
 
 def model_of(msg: common_pb2.ModelRef) -> ModelRef:
     names = {v: k for k, v in _PRECISIONS.items()}
-    return ModelRef(msg.name, msg.sha256, cast(Precision, names.get(msg.precision, "fp32")), msg.family)
+    return ModelRef(msg.name, msg.sha256, cast(Precision, names.get(msg.precision, "fp32")), msg.family, _backend(msg))
+
+
+def _backend(msg: common_pb2.ModelRef) -> Backend:
+    """A model message's backend; older peers send none, which means eager."""
+    return cast(Backend, msg.backend) if msg.backend in BACKENDS else "eager"
 
 
 def rational_msg(rate: Fraction) -> common_pb2.Rational:

@@ -85,6 +85,12 @@ def plan_for_replicas(info: VideoInfo, input_sha256: str, options: JobOptions, s
                 f"the {stage} service runs {replica.model.precision}, but this job asks for {options.precision}",
                 f"drop --precision, or start {stage} replicas with that precision",
             )
+        if replica is not None and options.backend not in (None, replica.model.backend):
+            raise OptionsError(
+                f"the {stage} service runs the {replica.model.backend} backend, "
+                f"but this job asks for {options.backend}",
+                f"drop --backend, or start {stage} replicas with --backend {options.backend}",
+            )
     return build_plan(
         info,
         input_sha256,

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from silkpurse.plan import Backend
 from silkpurse.settings import Settings
 
 StageService = Literal["extractor", "upscaler", "interpolator", "encoder"]
@@ -50,6 +51,9 @@ class ServiceSettings(Settings):
         default=60.0, ge=0, description="On SIGTERM, how long in-flight calls may take to finish (longer than a batch)."
     )
     log_format: Literal["json", "text"] = "json"
+    backend: Backend = Field(
+        default="eager", description="Model stages: the network's form (eager, compile, or tensorrt on CUDA)."
+    )
 
     def port_for(self, stage: str) -> int:
         return self.port if self.port is not None else DEFAULT_PORTS[stage]

@@ -25,21 +25,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19silkpurse/v1/common.proto\x12\x0csilkpurse.v1\"6\n\x08\x42\x61tchRef\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x66irst\x18\x02 \x01(\x03\x12\x0e\n\x06\x66rames\x18\x03 \x01(\x05\"d\n\x08ModelRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12*\n\tprecision\x18\x03 \x01(\x0e\x32\x17.silkpurse.v1.Precision\x12\x0e\n\x06\x66\x61mily\x18\x04 \x01(\t\"$\n\x08Rational\x12\x0b\n\x03num\x18\x01 \x01(\x03\x12\x0b\n\x03\x64\x65n\x18\x02 \x01(\x03\"z\n\rEncodeOptions\x12\r\n\x05\x63odec\x18\x01 \x01(\t\x12\x10\n\x03\x63rf\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06preset\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x07ten_bit\x18\x04 \x01(\x08H\x02\x88\x01\x01\x42\x06\n\x04_crfB\t\n\x07_presetB\n\n\x08_ten_bit*b\n\tPrecision\x12\x19\n\x15PRECISION_UNSPECIFIED\x10\x00\x12\x12\n\x0ePRECISION_FP32\x10\x01\x12\x12\n\x0ePRECISION_FP16\x10\x02\x12\x12\n\x0ePRECISION_BF16\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19silkpurse/v1/common.proto\x12\x0csilkpurse.v1\"6\n\x08\x42\x61tchRef\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x66irst\x18\x02 \x01(\x03\x12\x0e\n\x06\x66rames\x18\x03 \x01(\x05\"u\n\x08ModelRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12*\n\tprecision\x18\x03 \x01(\x0e\x32\x17.silkpurse.v1.Precision\x12\x0e\n\x06\x66\x61mily\x18\x04 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\"$\n\x08Rational\x12\x0b\n\x03num\x18\x01 \x01(\x03\x12\x0b\n\x03\x64\x65n\x18\x02 \x01(\x03\"z\n\rEncodeOptions\x12\r\n\x05\x63odec\x18\x01 \x01(\t\x12\x10\n\x03\x63rf\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x13\n\x06preset\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x07ten_bit\x18\x04 \x01(\x08H\x02\x88\x01\x01\x42\x06\n\x04_crfB\t\n\x07_presetB\n\n\x08_ten_bit*b\n\tPrecision\x12\x19\n\x15PRECISION_UNSPECIFIED\x10\x00\x12\x12\n\x0ePRECISION_FP32\x10\x01\x12\x12\n\x0ePRECISION_FP16\x10\x02\x12\x12\n\x0ePRECISION_BF16\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'silkpurse.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PRECISION']._serialized_start=363
-  _globals['_PRECISION']._serialized_end=461
+  _globals['_PRECISION']._serialized_start=380
+  _globals['_PRECISION']._serialized_end=478
   _globals['_BATCHREF']._serialized_start=43
   _globals['_BATCHREF']._serialized_end=97
   _globals['_MODELREF']._serialized_start=99
-  _globals['_MODELREF']._serialized_end=199
-  _globals['_RATIONAL']._serialized_start=201
-  _globals['_RATIONAL']._serialized_end=237
-  _globals['_ENCODEOPTIONS']._serialized_start=239
-  _globals['_ENCODEOPTIONS']._serialized_end=361
+  _globals['_MODELREF']._serialized_end=216
+  _globals['_RATIONAL']._serialized_start=218
+  _globals['_RATIONAL']._serialized_end=254
+  _globals['_ENCODEOPTIONS']._serialized_start=256
+  _globals['_ENCODEOPTIONS']._serialized_end=378
 # @@protoc_insertion_point(module_scope)

@@ -28,16 +28,18 @@ class BatchRef(_message.Message):
     def __init__(self, key: _Optional[str] = ..., first: _Optional[int] = ..., frames: _Optional[int] = ...) -> None: ...
 
 class ModelRef(_message.Message):
-    __slots__ = ("name", "sha256", "precision", "family")
+    __slots__ = ("name", "sha256", "precision", "family", "backend")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     FAMILY_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
     name: str
     sha256: str
     precision: Precision
     family: str
-    def __init__(self, name: _Optional[str] = ..., sha256: _Optional[str] = ..., precision: _Optional[_Union[Precision, str]] = ..., family: _Optional[str] = ...) -> None: ...
+    backend: str
+    def __init__(self, name: _Optional[str] = ..., sha256: _Optional[str] = ..., precision: _Optional[_Union[Precision, str]] = ..., family: _Optional[str] = ..., backend: _Optional[str] = ...) -> None: ...
 
 class Rational(_message.Message):
     __slots__ = ("num", "den")

@@ -34,7 +34,7 @@ from torch import nn
 
 from silkpurse.device import resolve_device
 from silkpurse.errors import InputError, OptionsError
-from silkpurse.nn.accel import Accelerated, Backend, Builder, TensorRTCache, check_backend
+from silkpurse.nn.accel import Accelerated, Builder, TensorRTCache, check_backend
 from silkpurse.nn.architecture import load_model
 from silkpurse.nn.engine import (
     DTYPES,
@@ -48,6 +48,7 @@ from silkpurse.nn.engine import (
     warm_up_size,
 )
 from silkpurse.nn.transfer import PinnedPool, upload
+from silkpurse.plan import Backend
 from silkpurse.settings import get_settings
 from silkpurse_interpolator.archs import flow_multiple
 

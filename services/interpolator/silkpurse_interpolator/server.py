@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from silkpurse.errors import ModelError
-from silkpurse.plan import DEFAULT_INTERP_MODEL
+from silkpurse.plan import DEFAULT_INTERP_MODEL, Backend
 from silkpurse.service import messages
 from silkpurse.service.metrics import record_batch
 from silkpurse.service.server import serve
@@ -42,6 +42,7 @@ class InterpolatorOptions:
     model: str = DEFAULT_INTERP_MODEL
     rife_scale: float = 1.0
     device: str = "auto"
+    backend: Backend = "eager"
 
 
 class InterpolatorServicer(interpolator_pb2_grpc.InterpolatorServiceServicer):
@@ -53,7 +54,8 @@ class InterpolatorServicer(interpolator_pb2_grpc.InterpolatorServiceServicer):
         """Load the model and run one forward pass (the service's warm-up)."""
         from silkpurse_interpolator.engine import Interpolator
 
-        engine = Interpolator(self.options.model, device=self.options.device, rife_scale=self.options.rife_scale)
+        o = self.options
+        engine = Interpolator(o.model, device=o.device, rife_scale=o.rife_scale, backend=o.backend)
         engine.warm_up()
         self.engine = engine
 

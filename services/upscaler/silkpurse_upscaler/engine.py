@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from silkpurse.device import resolve_device
 from silkpurse.errors import InputError, OptionsError
 from silkpurse.models import ResolvedWeights
-from silkpurse.nn.accel import Accelerated, Backend, Builder, TensorRTCache, check_backend
+from silkpurse.nn.accel import Accelerated, Builder, TensorRTCache, check_backend
 from silkpurse.nn.architecture import load_model
 from silkpurse.nn.checkpoint import StateDict
 from silkpurse.nn.engine import (
@@ -47,6 +47,7 @@ from silkpurse.nn.engine import (
     warm_up_size,
 )
 from silkpurse.nn.transfer import PinnedPool, run_batches
+from silkpurse.plan import Backend
 from silkpurse.settings import get_settings
 from silkpurse_upscaler import archs  # noqa: F401  (registers the upscaler's families)
 from silkpurse_upscaler.weights import blend

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from silkpurse.errors import ModelError
-from silkpurse.plan import DEFAULT_UPSCALE_MODEL
+from silkpurse.plan import DEFAULT_UPSCALE_MODEL, Backend
 from silkpurse.service import messages
 from silkpurse.service.metrics import record_batch
 from silkpurse.service.server import serve
@@ -44,6 +44,7 @@ class UpscalerOptions:
     tile: int | None = None
     denoise_strength: float | None = None
     device: str = "auto"
+    backend: Backend = "eager"
 
 
 class UpscalerServicer(upscaler_pb2_grpc.UpscalerServiceServicer):
@@ -56,7 +57,9 @@ class UpscalerServicer(upscaler_pb2_grpc.UpscalerServiceServicer):
         from silkpurse_upscaler.engine import Upscaler
 
         o = self.options
-        engine = Upscaler(o.model, scale=o.scale, device=o.device, tile=o.tile, denoise_strength=o.denoise_strength)
+        engine = Upscaler(
+            o.model, scale=o.scale, device=o.device, tile=o.tile, denoise_strength=o.denoise_strength, backend=o.backend
+        )
         engine.warm_up()
         self.engine = engine
 
