@@ -25,7 +25,8 @@ memory (``torch.cuda.max_memory_allocated``).
     .venv/bin/python bench/bench_speed.py --order both     # CPU, 54 frames 320x240, 10-15 min on 2 cores
     .venv/bin/python bench/bench_speed.py --no-png --no-fp32 --rounds 3   # the overhead ratio, median of 3
     .venv/bin/python bench/bench_speed.py --frames 16      # a quick look
-    python bench/bench_speed.py --device cuda --frames-npy .gpu/frames.npy --width 1280 --height 720 --frames 32
+    python bench/bench_speed.py --device cuda --frames-npy .gpu/frames.npy --width 1280 --height 720 --frames 32 \
+        --backends eager compile tensorrt
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from clips import REAL_FOOTAGE, real_clip, real_frames  # noqa: E402
 
+from silkpurse.errors import OptionsError  # noqa: E402
 from silkpurse.metrics import psnr  # noqa: E402
 from silkpurse.plan import JobOptions  # noqa: E402
 
@@ -75,6 +77,13 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--no-png", action="store_true", help="skip the per-frame-PNG workflow")
     p.add_argument("--no-fp32", action="store_true", help="skip the previous (fp32) engine path")
+    p.add_argument(
+        "--backends",
+        nargs="+",
+        choices=("eager", "compile", "tensorrt"),
+        default=["eager"],
+        help="also time the engines in these forms (the default precision; build time reported apart)",
+    )
     p.add_argument("--order", choices=("upscale-first", "interpolate-first", "both"), default="upscale-first")
     p.add_argument(
         "--rounds", type=int, default=1, help="repeat engines-alone + enhance (upscale-first) this often; median ratio"
@@ -145,7 +154,11 @@ def gpu_sampler(device: str) -> Iterator[dict[str, float]]:
 # -- 1. the engines ----------------------------------------------------------------------------
 
 
-def engines(frames: np.ndarray, device: str, paths: dict[str, str | None]) -> dict[str, dict[str, Any]]:
+#: A path through the engines: (precision or None for the default, backend).
+EnginePath = tuple[str | None, str]
+
+
+def engines(frames: np.ndarray, device: str, paths: dict[str, EnginePath]) -> dict[str, dict[str, Any]]:
     """Seconds of each model over the job's frames for each precision path, after loading and a
     warm-up at the job's sizes. The paths take turns frame by frame (pair by pair), so load from
     other processes on a shared machine hits them alike."""
@@ -155,21 +168,41 @@ def engines(frames: np.ndarray, device: str, paths: dict[str, str | None]) -> di
     n, h, w, _ = frames.shape
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     models = {}
-    for label, precision in paths.items():
-        up = Upscaler(UPSCALER, scale=2, device=device, precision=precision)  # type: ignore[arg-type]
-        interp = Interpolator(INTERPOLATOR, device=device, precision=precision)  # type: ignore[arg-type]
+    for label, (precision, backend) in list(paths.items()):
+        try:
+            up = Upscaler(UPSCALER, scale=2, device=device, precision=precision, backend=backend)  # type: ignore[arg-type]
+            interp = Interpolator(INTERPOLATOR, device=device, precision=precision, backend=backend)  # type: ignore[arg-type]
+        except OptionsError as err:  # TensorRT without a GPU or torch-tensorrt
+            print(f"{label}: skipped ({err})")
+            del paths[label]
+            continue
+        # Untimed: warm-ups at the timed calls' shapes (on CUDA the upscaler takes all frames in
+        # one call), so a compiled backend is built and checked against eager here.
+        started = time.perf_counter()
         up.warm_up((h, w))
+        if device == "cuda":
+            up.upscale(frames)
         interp.warm_up((2 * h, 2 * w))
-        models[label] = (up, interp)
+        sync()
+        models[label] = (up, interp, time.perf_counter() - started)
     rows: dict[str, dict[str, Any]] = {
-        label: {"precision": up.precision, "upscale_s": 0.0, "interpolate_s": 0.0, "cpu_s": 0.0, "big": [], "mids": []}
-        for label, (up, _) in models.items()
+        label: {
+            "precision": up.precision,
+            "backend": paths[label][1],
+            "build_s": build_s,
+            "upscale_s": 0.0,
+            "interpolate_s": 0.0,
+            "cpu_s": 0.0,
+            "big": [],
+            "mids": [],
+        }
+        for label, (up, _, build_s) in models.items()
     }
     # CPU: the paths take turns frame by frame. CUDA: each path in one go, so the upscaler batches
     # as it does in a job and the GPU sampler sees one path at a time.
     turns = [[k] for k in range(n)] if device == "cpu" else [list(range(n))]
     for ks in turns:
-        for label, (up, _) in models.items():
+        for label, (up, _, _) in models.items():
             with gpu_sampler(device) as gpu:
                 started, cpu = time.perf_counter(), cpu_seconds()
                 rows[label]["big"].extend(up.upscale(frames[ks[0] : ks[-1] + 1]))
@@ -179,7 +212,7 @@ def engines(frames: np.ndarray, device: str, paths: dict[str, str | None]) -> di
             rows[label]["gpu_upscale"] = gpu
     turns = [[k] for k in range(n - 1)] if device == "cpu" else [list(range(n - 1))]
     for ks in turns:
-        for label, (_, interp) in models.items():
+        for label, (_, interp, _) in models.items():
             big = rows[label]["big"]
             with gpu_sampler(device) as gpu:
                 started, cpu = time.perf_counter(), cpu_seconds()
@@ -261,7 +294,7 @@ def rounds(count: int, frames: np.ndarray, clip: Path, tmp: Path, device: str, f
     the figure to quote."""
     ratios = [first["run_over_engines"]]
     for number in range(2, count + 1):
-        alone = engines(frames, device, {"default": None})["default"]
+        alone = engines(frames, device, {"default": (None, "eager")})["default"]
         row = enhance(clip, tmp / f"enhance-round{number}.mp4", tmp / f"work-round{number}", device, "upscale-first")
         ratios.append(row["run_s"] / alone["compute_s"])
         print(
@@ -372,15 +405,26 @@ def main() -> None:
         )
         print(f"load average before: {results['load_before']:.1f}")
 
-        paths = {"default": None} | ({} if args.no_fp32 else {"fp32 (previous)": "fp32"})
+        paths: dict[str, EnginePath] = {"default": (None, "eager")}
+        paths |= {f"default, {backend}": (None, backend) for backend in args.backends if backend != "eager"}
+        paths |= {} if args.no_fp32 else {"fp32 (previous)": ("fp32", "eager")}
         rows = engines(frames, args.device, paths)
         results["engines"] = {k: {x: y for x, y in v.items() if x != "outputs"} for k, v in rows.items()}
-        print(f"{'engines':<18}{'precision':>10}{'upscale f/s':>13}{'interp pairs/s':>16}{'compute s':>11}{'CPU s':>8}")
+        print(
+            f"{'engines':<22}{'precision':>10}{'upscale f/s':>13}{'interp pairs/s':>16}{'compute s':>11}"
+            f"{'CPU s':>8}{'build s':>9}"
+        )
         for label, row in rows.items():
             print(
-                f"{label:<18}{row['precision']:>10}{row['upscale_fps']:>13.2f}{row['interpolate_fps']:>16.2f}"
-                f"{row['compute_s']:>11.1f}{row['cpu_s']:>8.1f}"
+                f"{label:<22}{row['precision']:>10}{row['upscale_fps']:>13.2f}{row['interpolate_fps']:>16.2f}"
+                f"{row['compute_s']:>11.1f}{row['cpu_s']:>8.1f}{row['build_s']:>9.1f}"
             )
+            if label != "default" and row["backend"] != "eager":
+                print(
+                    f"  {row['backend']} / eager: {rows['default']['compute_s'] / row['compute_s']:.2f}x; PSNR to "
+                    f"eager: upscaled {psnr(row['outputs'][0], rows['default']['outputs'][0]):.1f} dB, "
+                    f"middles {psnr(row['outputs'][1], rows['default']['outputs'][1]):.1f} dB"
+                )
             for stage in ("gpu_upscale", "gpu_interpolate"):
                 if row[stage]:
                     print(f"  {stage}: {row[stage]}")
