@@ -273,7 +273,13 @@ class Interpolator(ModelEngine):
 
         run = self._run_timestep if self.supports_timestep else self._run_bisection
         produced = run(jobs, upload)
-        return {k: self._to_numpy(img, scale_max, h, w, frames.dtype) for k, img in produced.items()}
+        keys = list(produced)
+        quantised = [self._quantised(produced[k], scale_max, h, w, frames.dtype) for k in keys]
+        # One download for the call's frames, not one (and one device sync) per frame.
+        host = (torch.stack(quantised) if len(quantised) > 1 else quantised[0][None]).cpu().numpy()
+        if host.dtype != frames.dtype:
+            host = host.astype(frames.dtype)
+        return {k: host[i] for i, k in enumerate(keys)}
 
     def _run_timestep(self, jobs: list[Job], upload: Upload) -> dict[int, torch.Tensor]:
         unique = sorted({(a, b, t) for _, a, b, t in jobs})
@@ -337,12 +343,12 @@ class Interpolator(ModelEngine):
         return x.to(self.dtype)
 
     @staticmethod
-    def _to_numpy(img: torch.Tensor, scale_max: float, h: int, w: int, dtype: np.dtype) -> np.ndarray:
+    def _quantised(img: torch.Tensor, scale_max: float, h: int, w: int, dtype: np.dtype) -> torch.Tensor:
+        """A network output -> the integer ``(h, w, c)`` frame, on the device."""
         x = img[0, :, :h, :w].float().clamp_(0.0, 1.0).mul_(scale_max).round_()
         # Quantised on the device, so 8-bit frames come back as bytes (4x fewer than int32);
         # torch has little uint16 arithmetic, so 16-bit frames come back as int32.
-        host = x.to(torch.uint8 if dtype == np.uint8 else torch.int32).permute(1, 2, 0).cpu().numpy()
-        return host if host.dtype == dtype else host.astype(dtype)
+        return x.to(torch.uint8 if dtype == np.uint8 else torch.int32).permute(1, 2, 0)
 
 
 class _Bound(nn.Module):
