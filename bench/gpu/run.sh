@@ -27,14 +27,21 @@ step "machine"
 step "CUDA tests"
 timeout 150 python3 -m pytest -q -p no:cacheprovider -o addopts="" -rs -m gpu tests/upscaler/test_upscaler_cuda.py \
   tests/interpolator/test_interpolator_cuda.py tests/test_resident.py 2>&1 | tail -25 >>"$RESULTS"
-step "bench_speed.py: animevideov3 x2 then RIFE HDv3 x2, 1280x720 in, real frames"
-timeout 240 python3 bench/bench_speed.py --device cuda --frames-npy .gpu/frames.npy --width 1280 --height 720 \
-  --frames 32 --backends eager compile tensorrt --json "$OUT/speed.json" >>"$RESULTS" 2>&1
-step "bench_upscale.py --device cuda"
-timeout 90 python3 bench/bench_upscale.py --device cuda --json "$OUT/upscale.json" >>"$RESULTS" 2>&1
+step "bench_speed.py: animevideov3 x2 then RIFE HDv3 x2, 1280x720 in, real frames, next to fp32"
+timeout 100 python3 bench/bench_speed.py --device cuda --frames-npy .gpu/frames.npy --width 1280 --height 720 \
+  --frames 32 --json "$OUT/speed.json" >>"$RESULTS" 2>&1
+# Apart, so that a long compile or TensorRT build cannot cost the eager figures above.
+step "bench_speed.py --backends: the same in torch.compile and TensorRT forms (build time apart)"
+timeout 150 python3 bench/bench_speed.py --device cuda --frames-npy .gpu/frames.npy --width 1280 --height 720 \
+  --frames 32 --no-fp32 --backends eager compile tensorrt --json "$OUT/backends.json" >>"$RESULTS" 2>&1
+step "bench_interpolate.py: the RIFE 4.6 architecture (random weights) at 1920x1080, 8 pairs a call"
+timeout 60 python3 bench/bench_interpolate.py --device cuda --random-weights 4.6 --no-reference \
+  --clip .gpu/frames.npy --start 0 --sizes 1920x1080 --pairs-per-call 8 >>"$RESULTS" 2>&1
 # Real frames (consecutive frames of OpenCV's vtest.avi, saved by prepare.sh) upscaled to each
 # size: fp16-vs-fp32 agreement on random noise would measure nothing.
-step "bench_interpolate.py --device cuda"
-timeout 80 python3 bench/bench_interpolate.py --device cuda --no-reference --skip-quality --clip .gpu/frames.npy \
-  --start 0 --sizes 1280x720 1920x1080 >>"$RESULTS" 2>&1
+step "bench_interpolate.py: RIFE HDv3 (real weights), 8 pairs a call"
+timeout 50 python3 bench/bench_interpolate.py --device cuda --no-reference --skip-quality --clip .gpu/frames.npy \
+  --start 0 --sizes 1280x720 1920x1080 --pairs-per-call 8 >>"$RESULTS" 2>&1
+step "bench_upscale.py --device cuda"
+timeout 50 python3 bench/bench_upscale.py --device cuda --json "$OUT/upscale.json" >>"$RESULTS" 2>&1
 cat "$RESULTS"

@@ -12,13 +12,10 @@ from silkpurse.errors import ModelError
 from silkpurse.nn.architecture import load_model
 from silkpurse.nn.checkpoint import read_state_dict
 from silkpurse_interpolator.archs import flow_multiple
-from silkpurse_interpolator.archs.ifnet_v4 import IFNetV4, V4Config
+from silkpurse_interpolator.archs.ifnet_v4 import RELEASES, IFNetV4, V4Config
 from silkpurse_interpolator.engine import Interpolator
 
-# Shapes of the official releases (widths, encoder) as published in Practical-RIFE.
-RIFE_4_6 = V4Config(widths=(192, 128, 96, 64), depth=8, block_out=6, encoder=None)
-RIFE_4_25 = V4Config(widths=(192, 128, 96, 64, 32), depth=8, block_out=13, encoder=(16, 4))
-RIFE_4_22 = V4Config(widths=(256, 192, 96, 48), depth=8, block_out=13, encoder=(16, 8))
+RIFE_4_6, RIFE_4_25, RIFE_4_22 = RELEASES["4.6"], RELEASES["4.25"], RELEASES["4.22"]
 
 
 def upstream_style_state(config: V4Config, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -129,6 +129,15 @@ class V4Config:
         return f"4.2x-style ({len(self.widths)} blocks, encoder {self.enc} ch)"
 
 
+#: Shapes of the official Practical-RIFE releases (widths, depth, block output, encoder), as
+#: their checkpoints give them: for tests and for timing the architecture without the weights.
+RELEASES: dict[str, V4Config] = {
+    "4.6": V4Config(widths=(192, 128, 96, 64), depth=8, block_out=6, encoder=None),
+    "4.22": V4Config(widths=(256, 192, 96, 48), depth=8, block_out=13, encoder=(16, 8)),
+    "4.25": V4Config(widths=(192, 128, 96, 64, 32), depth=8, block_out=13, encoder=(16, 4)),
+}
+
+
 class IFNetV4(nn.Module):
     """Any-timestep interpolator. ``forward(img0, img1, t, scale)``: images (N, 3, H, W) in [0, 1],
     ``t`` (N,) tensor of timesteps."""
