@@ -4,6 +4,9 @@ are built in that thread too, so the process keeps a single OpenMP team (see the
 
 from __future__ import annotations
 
+import os
+import select
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -111,3 +114,24 @@ def test_work_asked_for_inside_the_compute_thread_runs_at_once() -> None:
     assert inner == engine.on_compute_thread(threading.get_ident)
     assert engine.compute(CPU, torch.is_inference_mode_enabled)
     assert not engine.on_compute_thread(torch.is_inference_mode_enabled)
+
+
+def test_a_forked_child_starts_a_compute_thread_of_its_own() -> None:
+    engine.on_compute_thread(threading.get_ident)  # the parent's thread exists
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: a network call must not wait for the parent's thread
+        try:
+            os.write(write, str(engine.compute(CPU, lambda: int(torch.ones(3).sum()))).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        ready, _, _ = select.select([read], [], [], 60)
+        assert ready, "the child waited for a compute thread that does not exist in it"
+        assert os.read(read, 16) == b"3"
+    finally:
+        os.close(read)
+        if not ready:
+            os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)

@@ -69,8 +69,9 @@ _in_compute_thread = threading.local()
 
 
 def _forget_compute_thread() -> None:
-    global _compute_thread
-    _compute_thread = None  # a forked child has no such thread: it starts its own
+    # A forked child has no such thread (and may have copied the lock held): it starts its own.
+    global _compute_thread, _compute_thread_lock
+    _compute_thread, _compute_thread_lock = None, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_compute_thread)
