@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from prefect_server import START_TIMEOUT_S, PrefectServer, configure, healthy  # noqa: E402
+from prefect_server import configure, start_prefect_server  # noqa: E402
 
 _OWN_PREFECT_HOME = "SILKPURSE_TEST_PREFECT_PORT" not in os.environ  # configure() makes a fresh one
 configure()  # PREFECT_* must be set before prefect is first imported
@@ -106,30 +106,6 @@ class Run:
     """Upscale calls a replica refused with RESOURCE_EXHAUSTED (retried by the channel)."""
     progress_updates: dict[str, float] = field(default_factory=dict)
     """The flow's progress artifact updates (:class:`ProgressTimer`)."""
-
-
-def start_prefect(root: Path, *, services: bool = True) -> PrefectServer:
-    """``prefect server start``, by default with its services, as a deployment runs it (its task
-    run recorder writes the flow's task runs, reported as events, which the evidence reads)."""
-    port, url = os.environ["SILKPURSE_TEST_PREFECT_PORT"], os.environ["PREFECT_API_URL"]
-    log = root / "prefect-server.log"
-    prefect = Path(sys.executable).with_name("prefect")
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", port]
-            + ([] if services else ["--no-services"]),
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ),
-        )
-    server = PrefectServer(url, process, log)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not healthy(url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"the Prefect server did not start:\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.2)
-    return server
 
 
 def make_clip(path: Path, frames: int, width: int, height: int) -> Path:
@@ -464,7 +440,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp_name:
         root = args.keep or Path(tmp_name)
         root.mkdir(parents=True, exist_ok=True)
-        prefect = start_prefect(root, services=not args.no_prefect_services)
+        prefect = start_prefect_server(root, services=not args.no_prefect_services)
         try:
             with s3_server(root / "s3") as s3:
                 runs = _run_all(root, s3, counts, variants, args)

@@ -68,7 +68,9 @@ def healthy(url: str) -> bool:
         return False
 
 
-def start_prefect_server(log_dir: Path) -> PrefectServer:
+def start_prefect_server(log_dir: Path, *, services: bool = True) -> PrefectServer:
+    """``prefect server start`` on the configured port, by default with its services (as a
+    deployment runs it: its task run recorder writes the flow's task runs)."""
     configure()
     port = os.environ["SILKPURSE_TEST_PREFECT_PORT"]
     url = os.environ["PREFECT_API_URL"]
@@ -76,7 +78,8 @@ def start_prefect_server(log_dir: Path) -> PrefectServer:
     prefect = Path(sys.executable).with_name("prefect")
     with log.open("wb") as handle:
         process = subprocess.Popen(
-            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", port],
+            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", port]
+            + ([] if services else ["--no-services"]),
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=dict(os.environ),
