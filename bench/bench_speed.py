@@ -168,13 +168,12 @@ def engines(frames: np.ndarray, device: str, paths: dict[str, EnginePath]) -> di
     n, h, w, _ = frames.shape
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     models = {}
-    for label, (precision, backend) in list(paths.items()):
+    for label, (precision, backend) in paths.items():
         try:
             up = Upscaler(UPSCALER, scale=2, device=device, precision=precision, backend=backend)  # type: ignore[arg-type]
             interp = Interpolator(INTERPOLATOR, device=device, precision=precision, backend=backend)  # type: ignore[arg-type]
         except OptionsError as err:  # TensorRT without a GPU or torch-tensorrt
             print(f"{label}: skipped ({err})")
-            del paths[label]
             continue
         # Untimed: warm-ups at the timed calls' shapes (on CUDA the upscaler takes all frames in
         # one call), so a compiled backend is built and checked against eager here.

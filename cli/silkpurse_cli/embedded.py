@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from silkpurse import tasks
+from silkpurse.device import usable_cores
 from silkpurse.errors import OptionsError, StoreError
 from silkpurse.files import sha256_of
 from silkpurse.media.probe import VideoInfo, probe
@@ -68,8 +69,7 @@ def default_encoders(models_on_cpu: bool) -> int:
     docs/benchmarks.md). The count never changes the bytes: each segment is encoded alone."""
     if models_on_cpu:
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(8, cores // 4))
+    return max(1, min(8, usable_cores() // 4))
 
 
 class Pipeline:

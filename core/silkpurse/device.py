@@ -1,7 +1,8 @@
-"""Choosing the compute device for the engines."""
+"""Choosing the compute device for the engines, and counting the cores this process may use."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from silkpurse.errors import DeviceError
@@ -26,3 +27,8 @@ def resolve_device(name: str) -> torch.device:
             )
         return torch.device(name)
     raise DeviceError(f"unknown device {name!r}", "use auto, cpu or cuda")
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

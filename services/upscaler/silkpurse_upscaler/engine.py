@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from silkpurse.device import resolve_device
+from silkpurse.device import resolve_device, usable_cores
 from silkpurse.errors import InputError, OptionsError
 from silkpurse.models import ResolvedWeights
 from silkpurse.nn.accel import Accelerated, Builder, TensorRTCache, check_backend
@@ -261,8 +260,9 @@ class Upscaler(ModelEngine):
         )
         if not keep_on_device:
             return out, None
-        # On the CPU the host frames are the device's: a view, not a second copy.
-        return out, (torch.cat(kept) if len(kept) > 1 else kept[0]) if kept else _on_device(out, self._device)
+        if self._device.type == "cpu":  # the host frames are the device's: a view, not a second copy
+            return out, _on_device(out, self._device)
+        return out, kept[0] if len(kept) == 1 else torch.cat(kept)
 
     def plan(self, n: int, h: int, w: int) -> _Plan:
         """Frames per forward pass and tile size for ``n`` frames of ``h x w``."""
@@ -418,7 +418,7 @@ def _requested_precision(half: bool | None, precision: Precision | None) -> Prec
 
 def _set_cpu_threads(threads: int | None) -> None:
     """Use every core this process may run on (torch defaults to physical cores only)."""
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    available = usable_cores()
     if threads is not None and threads < 1:
         raise OptionsError(f"thread count {threads} is not positive", "use 1 or more threads")
     wanted = min(threads or available, available)
