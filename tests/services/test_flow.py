@@ -109,6 +109,8 @@ def test_a_run_whose_upscaler_replica_is_killed_completes_on_the_other(
         # Input and output as s3:// URIs in the store's bucket, as other systems give them.
         s3 = services.s3
         bucket = Minio(s3.endpoint, access_key=s3.access_key, secret_key=s3.secret_key, secure=False)
+        if not bucket.bucket_exists(s3.bucket):  # the store makes it at its first write, which may not have come yet
+            bucket.make_bucket(s3.bucket)
         bucket.fput_object(s3.bucket, "uploads/talk.mp4", str(clip_with_audio))
         killer = threading.Thread(target=kill_after_its_first_batch, daemon=True)
         killer.start()
